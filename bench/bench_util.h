@@ -1,0 +1,126 @@
+// Shared helpers for kcont's benchmarks: sample collection, percentiles, the printed table and
+// the JSON records ({"name", "value", "unit"}) every benchmark program can write.
+#pragma once
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kcont_bench {
+
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Busy-waits `ns` (sleeping would add the measuring thread's own wake-up to the next sample).
+inline void spin_for(std::int64_t ns) {
+  const std::int64_t until = now_ns() + ns;
+  while (now_ns() < until) {
+  }
+}
+
+inline void pin_this_thread(unsigned core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core % std::max(1u, std::thread::hardware_concurrency()), &set);
+  ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+}
+
+struct percentiles {
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;
+};
+
+inline percentiles summarize(std::vector<double> v) {
+  percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
+  };
+  p.p50 = at(0.50);
+  p.p99 = at(0.99);
+  p.p999 = at(0.999);
+  p.max = v.back();
+  return p;
+}
+
+struct record {
+  std::string name;
+  double value;
+  std::string unit;
+};
+
+// Collects every figure a run prints, for --json.
+class report {
+ public:
+  void add(std::string name, double value, std::string unit) {
+    records_.push_back({std::move(name), value, std::move(unit)});
+  }
+  void add_latency(const std::string& name, const percentiles& p) {
+    add(name + ".p50", p.p50, "ns");
+    add(name + ".p99", p.p99, "ns");
+    add(name + ".p99.9", p.p999, "ns");
+  }
+  // Writes the records as a JSON array; returns false (and says why) on failure.
+  bool write_json(const std::string& path) const {
+    std::ofstream out(path);
+    if (!out) {
+      std::fprintf(stderr, "cannot write %s\n", path.c_str());
+      return false;
+    }
+    out << "[\n";
+    for (std::size_t i = 0; i < records_.size(); ++i) {
+      const record& r = records_[i];
+      out << "  {\"name\": \"" << r.name << "\", \"value\": ";
+      if (std::isfinite(r.value))
+        out << r.value;
+      else
+        out << "null";
+      out << ", \"unit\": \"" << r.unit << "\"}" << (i + 1 < records_.size() ? "," : "") << "\n";
+    }
+    out << "]\n";
+    return static_cast<bool>(out);
+  }
+  const std::vector<record>& records() const { return records_; }
+
+ private:
+  std::vector<record> records_;
+};
+
+inline void print_latency_header(const char* title) {
+  std::printf("\n%s\n", title);
+  std::printf("  %-46s %10s %10s %10s %10s %9s\n", "mechanism", "p50 ns", "p99 ns", "p99.9 ns",
+              "max ns", "p50/floor");
+}
+
+inline void print_latency_row(const std::string& name, const percentiles& p, double floor_p50) {
+  std::printf("  %-46s %10.0f %10.0f %10.0f %10.0f %8.2fx\n", name.c_str(), p.p50, p.p99, p.p999,
+              p.max, floor_p50 > 0 ? p.p50 / floor_p50 : 0.0);
+}
+
+inline std::string machine_description() {
+  std::string cpu = "unknown CPU";
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores";
+}
+
+}  // namespace kcont_bench

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what kcont needs to build, test and benchmark, from Debian packages, if missing.
+# Idempotent; quiet when everything is there. Used by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev; do
+  have_pkg "$pkg" || need+=("$pkg")
+done
+# Sanitizer runtimes ship with GCC on Debian 12; name them in case a slim image lacks them.
+for pkg in libasan8 libtsan2 libubsan1; do
+  have_pkg "$pkg" || need+=("$pkg")
+done
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "kcont: installing missing packages: ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "kcont: need root (or sudo) to install: ${need[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null

@@ -1,0 +1,125 @@
+// The machine: a runtime of `ncpu` virtual CPUs, each one loop thread.
+//
+// A virtual CPU runs, in strict priority order, hard-interrupt handlers, softints
+// (SERIAL > NET > BIO > CLOCK) and clock processing; code running there is "interrupt
+// context" and must not block. Everything else in kcont stands on this layer.
+//
+// Kernel-style calls (softint_establish, callout_init, ...) act on runtime::current(): the
+// runtime of the calling CPU thread, else the one a runtime_scope installed on this thread,
+// else the lazily started default runtime.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+struct cpu_info;  // one virtual CPU (kernel name); opaque outside the machine layer
+
+namespace kcont {
+
+using clock = std::chrono::steady_clock;
+
+enum class backend_kind { asio, libevent };
+
+// Parses "asio" / "libevent"; returns false for anything else.
+bool parse_backend(const std::string& name, backend_kind& out);
+const char* backend_name(backend_kind kind);
+
+struct runtime_config {
+  unsigned ncpu = 0;   // virtual CPUs; 0 means the host's online CPUs
+  unsigned hz = 1000;  // clock ticks per second (callout granularity)
+  backend_kind backend = backend_kind::asio;
+  bool pin_threads = true;  // set each loop thread's affinity to one host core, where allowed
+  std::chrono::milliseconds drain_timeout{5000};  // stop(): how long to drain before giving up
+
+  // Defaults overridden by KCONT_NCPU, KCONT_HZ, KCONT_BACKEND, KCONT_PIN (0/1).
+  static runtime_config from_env();
+};
+
+// What stop() found. Work that was still queued when the drain gave up is parked, not lost:
+// it runs if the runtime is started again and is counted by pending_work().
+struct stop_report {
+  bool drained = true;                 // every CPU went quiet within drain_timeout
+  std::uint64_t ran_during_drain = 0;  // handlers run after stop() was called
+  std::uint64_t left_pending = 0;      // softint instances still pending when the CPUs stopped
+  std::string summary() const;
+};
+
+struct runtime_stats {
+  std::uint64_t handlers_run = 0;   // softint / interrupt handler invocations
+  std::uint64_t wakeups = 0;        // times a sleeping CPU loop was woken by another thread
+  std::uint64_t loop_sleeps = 0;    // times a CPU loop went to sleep
+  std::uint64_t timer_wakeups = 0;  // times a CPU loop woke for its clock deadline
+  unsigned pinned_cpus = 0;         // loop threads whose affinity could be set
+};
+
+namespace detail {
+class runtime_impl;
+}
+
+class runtime {
+ public:
+  // Creates and starts the runtime. Throws std::system_error if a loop thread cannot start,
+  // std::invalid_argument for a bad config (hz 0 or > 100000, ncpu > 1024, unknown backend).
+  explicit runtime(runtime_config config = runtime_config::from_env());
+  ~runtime();  // stops (draining) if running
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // Starts the CPU loops again after stop(). Parked work runs. No-op when running.
+  void start();
+  // Drains every CPU (runs queued work until quiet or drain_timeout) and joins the loops.
+  // Must not be called from one of this runtime's own threads (asserts).
+  stop_report stop();
+  bool running() const;
+
+  unsigned ncpu() const;
+  unsigned hz() const;
+  const runtime_config& config() const;
+  cpu_info* cpu(unsigned index) const;  // nullptr when index >= ncpu()
+  runtime_stats stats() const;
+  // Softint instances parked on stopped CPUs (queued, not started). A running CPU's queue
+  // belongs to its loop thread and is not counted.
+  std::uint64_t pending_work() const;
+
+  // The runtime kernel-style calls act on from this thread (see the file comment).
+  static runtime& current();
+  // The process-wide default runtime, started on first use with runtime_config::from_env()
+  // and stopped at exit.
+  static runtime& default_runtime();
+
+  detail::runtime_impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<detail::runtime_impl> impl_;
+};
+
+// Makes `rt` the runtime kernel-style calls on this thread act on, until destroyed.
+class runtime_scope {
+ public:
+  explicit runtime_scope(runtime& rt);
+  ~runtime_scope();
+  runtime_scope(const runtime_scope&) = delete;
+  runtime_scope& operator=(const runtime_scope&) = delete;
+
+ private:
+  runtime* previous_;
+};
+
+// True on one of a runtime's CPU loop threads (interrupt/softint context: do not block).
+bool in_interrupt_context();
+
+}  // namespace kcont
+
+// Kernel-style CPU access.
+cpu_info* curcpu();  // this thread's CPU (foreign threads: sched_getcpu() % ncpu)
+unsigned cpu_index(const cpu_info* ci);
+cpu_info* cpu_lookup(unsigned index);  // in runtime::current(); nullptr when out of range
+unsigned kcont_ncpu();                 // runtime::current().ncpu()
+
+// The big kernel lock (KERNEL_LOCK): handlers established without an MPSAFE flag run holding
+// it, as in the kernels. Recursive.
+void kernel_lock();
+void kernel_unlock();

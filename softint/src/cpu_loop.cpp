@@ -1,0 +1,85 @@
+// The CPU loop: what a virtual CPU does each time its backend wakes it.
+//
+// Order of work: every pending handler, highest level first (hard interrupts, then softints
+// SERIAL > NET > BIO > CLOCK), looking at the higher levels again after each handler; then
+// clock processing (the hook the callout layer registers) when its time has come; then sleep
+// until woken or until the next clock time (tickless: with nothing due there is no timer).
+#include "runtime_impl.h"
+#include "softint_run.h"
+
+namespace kcont::detail {
+namespace {
+
+// Runs the highest-priority pending handler; false if nothing was pending.
+bool run_one(cpu_info* ci) {
+  for (auto& q : ci->queues) {
+    if (pending_node* n = q.pop()) {
+      softint_run(ci, n);
+      ci->handlers_run.bump();
+      return true;
+    }
+  }
+  return false;
+}
+
+// Calls the clock hook if the requested clock time has passed. Returns whether it did.
+bool run_clock(cpu_info* ci) {
+  std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
+  if (due == no_deadline || now_ns() < due) return false;
+  // Clear before calling: the hook requests its next time itself, and a request that races
+  // with this exchange is not lost because the hook reads the wheel after it.
+  ci->deadline.store(no_deadline, std::memory_order_seq_cst);
+  if (clock_hook_fn hook = ci->rt->clock_hook.load(std::memory_order_acquire)) hook(ci, now_ns());
+  return true;
+}
+
+// Ends a stop request: the loop stops consuming and run() returns.
+void leave_loop(cpu_info* ci, bool quiet) {
+  ci->drained = quiet;
+  ci->sleep_state.store(cpu_stopped, std::memory_order_seq_cst);
+  {
+    std::lock_guard<std::mutex> lk(ci->rt->state_mu);
+    ci->loop_running = false;
+    ci->rt->state_cv.notify_all();  // a disestablish waiting for this CPU takes over its queue
+  }
+  ci->backend->stop();
+}
+
+}  // namespace
+
+void cpu_dispatch(cpu_info* ci, wake_reason reason) {
+  if (reason == wake_reason::deadline) ci->timer_wakeups.bump();
+  for (;;) {
+    ci->sleep_state.store(cpu_awake, std::memory_order_relaxed);
+    while (run_one(ci)) {
+      // stop_deadline is written before stop_requested is set (release/acquire pair).
+      if (ci->stop_requested.load(std::memory_order_acquire)) {
+        ++ci->drain_runs;
+        if (now_ns() > ci->stop_deadline) return leave_loop(ci, false);
+      }
+    }
+    if (run_clock(ci)) continue;
+
+    // About to sleep: announce it, then look once more (see the protocol in cpu.h).
+    ci->sleep_state.store(cpu_sleeping, std::memory_order_seq_cst);
+    if (ci->any_pending()) continue;
+    const std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
+    if (due != no_deadline && now_ns() >= due) continue;
+    if (ci->stop_requested.load(std::memory_order_seq_cst)) return leave_loop(ci, true);
+    ci->backend->set_deadline(due);
+    ci->sleeps.bump();
+    return;
+  }
+}
+
+}  // namespace kcont::detail
+
+void cpu_info::request_clock(std::int64_t ns) noexcept {
+  std::int64_t cur = deadline.load(std::memory_order_seq_cst);
+  while (ns < cur) {
+    if (deadline.compare_exchange_weak(cur, ns, std::memory_order_seq_cst)) {
+      kick();
+      return;
+    }
+  }
+}

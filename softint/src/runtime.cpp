@@ -1,0 +1,328 @@
+// The runtime: creating the CPUs, starting and stopping their loop threads, and finding the
+// runtime and CPU a kernel-style call acts on.
+#include "runtime_impl.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace kcont {
+namespace detail {
+namespace {
+
+thread_local cpu_info* tl_cpu = nullptr;    // set on loop threads
+thread_local runtime* tl_scoped = nullptr;  // set by runtime_scope
+
+unsigned online_cpus() {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1;
+}
+
+}  // namespace
+
+cpu_info* this_thread_cpu() noexcept {
+  return tl_cpu;
+}
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
+      .count();
+}
+
+void runtime_impl::notify_quiesce_waiters() {
+  if (quiesce_waiters.load(std::memory_order_seq_cst) == 0) return;
+  std::lock_guard<std::mutex> lk(state_mu);
+  state_cv.notify_all();
+}
+
+runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
+    : face(f), config(cfg), host_cores_(online_cpus()) {
+  if (config.hz == 0 || config.hz > 100000)
+    throw std::invalid_argument("kcont: runtime_config.hz must be in 1..100000, got " +
+                                std::to_string(config.hz));
+  unsigned n = config.ncpu == 0 ? host_cores_ : config.ncpu;
+  if (n > 1024)
+    throw std::invalid_argument("kcont: runtime_config.ncpu must be at most 1024, got " +
+                                std::to_string(n));
+  if (config.backend != backend_kind::asio)
+    throw std::invalid_argument(std::string("kcont: the ") + backend_name(config.backend) +
+                                " backend is not built into this kcont (only asio is)");
+  cpus_.reserve(n);
+  for (unsigned i = 0; i < n; ++i) {
+    cpus_.push_back(std::make_unique<cpu_info>(this, i));
+    cpus_.back()->backend = make_asio_backend(cpus_.back().get());
+  }
+}
+
+runtime_impl::~runtime_impl() {
+  stop();
+  auto left = established_softints.load();
+  if (left != 0)
+    std::fprintf(stderr,
+                 "kcont: runtime destroyed with %llu softint(s) still established; their "
+                 "storage is leaked (disestablish them before destroying the runtime)\n",
+                 static_cast<unsigned long long>(left));
+}
+
+cpu_info* runtime_impl::current_cpu() const {
+  cpu_info* ci = tl_cpu;
+  if (ci != nullptr && ci->rt == this) return ci;
+  int host = ::sched_getcpu();
+  unsigned i = host < 0 ? 0u : static_cast<unsigned>(host) % ncpu();
+  return cpus_[i].get();
+}
+
+void runtime_impl::start() {
+  std::lock_guard<std::mutex> life(lifecycle_mu_);
+  if (running()) return;
+  for (auto& c : cpus_) {
+    cpu_info* ci = c.get();
+    ci->stop_requested.store(false);
+    ci->drain_runs = 0;
+    ci->sleep_state.store(cpu_awake);
+    {
+      std::lock_guard<std::mutex> lk(state_mu);
+      ci->loop_running = true;
+    }
+    try {
+      ci->thread = std::thread([this, ci] { loop_main(ci); });
+    } catch (const std::system_error&) {
+      {
+        std::lock_guard<std::mutex> lk(state_mu);
+        ci->loop_running = false;
+      }
+      ci->sleep_state.store(cpu_stopped);
+      running_.store(true, std::memory_order_release);  // so stop_locked joins what started
+      stop_locked();
+      throw;
+    }
+  }
+  running_.store(true, std::memory_order_release);
+}
+
+void runtime_impl::loop_main(cpu_info* ci) {
+  tl_cpu = ci;
+  char name[16];
+  std::snprintf(name, sizeof name, "kcont/cpu%u", ci->index);
+  ::pthread_setname_np(::pthread_self(), name);
+  if (config.pin_threads) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(ci->index % host_cores_, &set);
+    ci->pinned = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+  }
+  ci->backend->run();
+  tl_cpu = nullptr;
+}
+
+stop_report runtime_impl::stop() {
+  std::lock_guard<std::mutex> life(lifecycle_mu_);
+  return stop_locked();
+}
+
+stop_report runtime_impl::stop_locked() {
+  stop_report report;
+  if (!running()) return report;
+  cpu_info* self = tl_cpu;
+  if (self != nullptr && self->rt == this) {
+    std::fprintf(stderr,
+                 "kcont: runtime::stop() called from its own CPU thread %u: refused "
+                 "(it would wait for itself)\n",
+                 self->index);
+    report.drained = false;
+    return report;
+  }
+  const std::int64_t give_up =
+      now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(config.drain_timeout).count();
+  for (auto& c : cpus_) {
+    c->stop_deadline = give_up;
+    c->stop_requested.store(true, std::memory_order_seq_cst);
+    c->kick();
+  }
+  for (auto& c : cpus_) {
+    if (c->thread.joinable()) c->thread.join();
+    report.drained = report.drained && c->drained;
+    report.ran_during_drain += c->drain_runs;
+  }
+  running_.store(false, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lk(state_mu);  // loops are down: we are the consumer
+    for (auto& c : cpus_)
+      for (auto& q : c->queues) report.left_pending += q.count();
+  }
+  return report;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+
+bool parse_backend(const std::string& name, backend_kind& out) {
+  if (name == "asio") {
+    out = backend_kind::asio;
+    return true;
+  }
+  if (name == "libevent") {
+    out = backend_kind::libevent;
+    return true;
+  }
+  return false;
+}
+
+const char* backend_name(backend_kind kind) {
+  return kind == backend_kind::asio ? "asio" : "libevent";
+}
+
+namespace {
+unsigned env_unsigned(const char* var, unsigned fallback) {
+  const char* v = std::getenv(var);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  unsigned long x = std::strtoul(v, &end, 10);
+  if (*end != '\0') {
+    std::fprintf(stderr, "kcont: ignoring %s=%s (not a number)\n", var, v);
+    return fallback;
+  }
+  return static_cast<unsigned>(x);
+}
+}  // namespace
+
+runtime_config runtime_config::from_env() {
+  runtime_config c;
+  c.ncpu = env_unsigned("KCONT_NCPU", c.ncpu);
+  c.hz = env_unsigned("KCONT_HZ", c.hz);
+  c.pin_threads = env_unsigned("KCONT_PIN", 1) != 0;
+  if (const char* b = std::getenv("KCONT_BACKEND"); b != nullptr && *b != '\0') {
+    if (!parse_backend(b, c.backend))
+      throw std::invalid_argument(std::string("kcont: KCONT_BACKEND=") + b +
+                                  " is not a backend (asio or libevent)");
+  }
+  return c;
+}
+
+std::string stop_report::summary() const {
+  std::string s = drained ? "drained" : "NOT drained within drain_timeout";
+  s += "; " + std::to_string(ran_during_drain) + " handler(s) ran during the drain";
+  if (left_pending != 0)
+    s += "; " + std::to_string(left_pending) +
+         " softint instance(s) left pending (parked: they run if the runtime starts again)";
+  return s;
+}
+
+runtime::runtime(runtime_config config)
+    : impl_(std::make_unique<detail::runtime_impl>(this, config)) {
+  impl_->start();
+}
+
+runtime::~runtime() = default;  // runtime_impl's destructor stops
+
+void runtime::start() {
+  impl_->start();
+}
+stop_report runtime::stop() {
+  return impl_->stop();
+}
+bool runtime::running() const {
+  return impl_->running();
+}
+unsigned runtime::ncpu() const {
+  return impl_->ncpu();
+}
+unsigned runtime::hz() const {
+  return impl_->config.hz;
+}
+const runtime_config& runtime::config() const {
+  return impl_->config;
+}
+cpu_info* runtime::cpu(unsigned index) const {
+  return impl_->cpu(index);
+}
+
+runtime_stats runtime::stats() const {
+  runtime_stats s;
+  for (const auto& ci : impl_->cpus()) {
+    s.handlers_run += ci->handlers_run.get();
+    s.wakeups += ci->wakeups.value.load(std::memory_order_relaxed);
+    s.loop_sleeps += ci->sleeps.get();
+    s.timer_wakeups += ci->timer_wakeups.get();
+    s.pinned_cpus += ci->pinned ? 1 : 0;
+  }
+  return s;
+}
+
+std::uint64_t runtime::pending_work() const {
+  std::uint64_t n = 0;
+  // A running CPU's queues belong to its loop thread; only stopped CPUs can be counted.
+  std::lock_guard<std::mutex> lk(impl_->state_mu);
+  for (const auto& ci : impl_->cpus()) {
+    if (!ci->loop_running)
+      for (auto& q : ci->queues) n += q.count();
+  }
+  return n;
+}
+
+namespace {
+runtime* g_default = nullptr;
+std::once_flag g_default_once;
+}  // namespace
+
+runtime& runtime::default_runtime() {
+  std::call_once(g_default_once, [] {
+    g_default = new runtime(runtime_config::from_env());  // never freed: used until exit
+    std::atexit([] {
+      cpu_info* self = detail::this_thread_cpu();
+      if (self == nullptr || self->rt->face != g_default) g_default->stop();
+    });
+  });
+  return *g_default;
+}
+
+runtime& runtime::current() {
+  if (cpu_info* ci = detail::tl_cpu) return *ci->rt->face;
+  if (detail::tl_scoped != nullptr) return *detail::tl_scoped;
+  return default_runtime();
+}
+
+runtime_scope::runtime_scope(runtime& rt) : previous_(detail::tl_scoped) {
+  detail::tl_scoped = &rt;
+}
+runtime_scope::~runtime_scope() {
+  detail::tl_scoped = previous_;
+}
+
+bool in_interrupt_context() {
+  return detail::tl_cpu != nullptr;
+}
+
+}  // namespace kcont
+
+cpu_info* curcpu() {
+  return kcont::runtime::current().impl().current_cpu();
+}
+unsigned cpu_index(const cpu_info* ci) {
+  return ci->index;
+}
+cpu_info* cpu_lookup(unsigned index) {
+  return kcont::runtime::current().cpu(index);
+}
+unsigned kcont_ncpu() {
+  return kcont::runtime::current().ncpu();
+}
+
+namespace {
+std::recursive_mutex g_kernel_lock;
+}
+void kernel_lock() {
+  g_kernel_lock.lock();
+}
+void kernel_unlock() {
+  g_kernel_lock.unlock();
+}

@@ -1,0 +1,60 @@
+// runtime_impl: the CPUs of one runtime, their threads, and the hooks higher layers register.
+//
+// Lock order: lifecycle_mu (start/stop) → state_mu (loop_running flags, disestablish waits).
+#pragma once
+
+#include "cpu.h"
+
+#include <kcont/runtime.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace kcont::detail {
+
+// Called on a CPU's loop thread when its requested clock time has passed (callout layer).
+using clock_hook_fn = void (*)(cpu_info* ci, std::int64_t now);
+
+class runtime_impl {
+ public:
+  runtime_impl(runtime* face, const runtime_config& cfg);
+  ~runtime_impl();
+
+  void start();
+  stop_report stop();
+  bool running() const { return running_.load(std::memory_order_acquire); }
+
+  unsigned ncpu() const { return static_cast<unsigned>(cpus_.size()); }
+  cpu_info* cpu(unsigned i) const { return i < cpus_.size() ? cpus_[i].get() : nullptr; }
+  cpu_info* current_cpu() const;  // curcpu() within this runtime
+  const std::vector<std::unique_ptr<cpu_info>>& cpus() const { return cpus_; }
+
+  runtime* const face;
+  const runtime_config config;
+
+  // Disestablish waits (softint.cpp) and loop exits meet here.
+  std::mutex state_mu;
+  std::condition_variable state_cv;
+  std::atomic<unsigned> quiesce_waiters{0};
+  void notify_quiesce_waiters();
+
+  std::atomic<clock_hook_fn> clock_hook{nullptr};
+  std::atomic<std::uint64_t> established_softints{0};
+
+ private:
+  void loop_main(cpu_info* ci);
+  stop_report stop_locked();  // lifecycle_mu_ held
+
+  std::vector<std::unique_ptr<cpu_info>> cpus_;
+  std::mutex lifecycle_mu_;
+  std::atomic<bool> running_{false};
+  unsigned host_cores_;
+};
+
+// The CPU this thread is the loop of, or nullptr.
+cpu_info* this_thread_cpu() noexcept;
+
+}  // namespace kcont::detail

@@ -1,0 +1,236 @@
+// softint(9) on the virtual CPUs.
+//
+// A softint_handle has one pending_node per CPU. Scheduling on a CPU sets the node's PENDING
+// bit and, if it was clear, pushes the node on that CPU's queue for the softint's level; the
+// loop turns PENDING into RUNNING before it calls the handler, so a schedule that lands while
+// the handler runs queues it again and it runs once more afterwards.
+//
+// Disestablish marks the handle dying (a dying node popped by a loop is skipped), then, CPU by
+// CPU, waits until the node is idle and turns it DEAD (never pushed again). Where no loop
+// consumes the CPU's queue (the runtime is stopped, or the caller is that CPU's own loop) it
+// unlinks the node itself. Called from the softint's own handler it does not wait for that
+// CPU: the loop frees the handle once the handler returns.
+//
+// The loop never touches a handle after clearing RUNNING (the disestablisher may free it at
+// once); it reads what it needs first and signals waiters through the runtime.
+#include "runtime_impl.h"
+#include "softint_run.h"
+
+#include <kcont/softint.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+
+namespace kcont::detail {
+
+struct alignas(64) aligned_node {
+  pending_node node;
+};
+
+struct softint_handle {
+  void (*fn)(void*);
+  void* arg;
+  unsigned level;
+  bool mpsafe;
+  runtime_impl* rt;
+  std::atomic<bool> dying{false};
+  bool free_on_return = false;  // set by a self-disestablish; read by the same loop thread
+  std::unique_ptr<aligned_node[]> nodes;
+};
+
+namespace {
+
+[[noreturn]] void misuse(const char* what) {
+  std::fprintf(stderr, "kcont: softint misuse: %s\n", what);
+  std::abort();
+}
+
+softint_handle* handle_of(void* cookie) {
+  if (cookie == nullptr) misuse("NULL cookie");
+  return static_cast<softint_handle*>(cookie);
+}
+
+bool level_of(unsigned flags, unsigned& lvl) {
+  if ((flags & ~(SOFTINT_LVLMASK | SOFTINT_MPSAFE)) != 0) return false;
+  switch (flags & SOFTINT_LVLMASK) {
+    case SOFTINT_HARDINTR:
+      lvl = level_hard;
+      return true;
+    case SOFTINT_SERIAL:
+      lvl = level_serial;
+      return true;
+    case SOFTINT_NET:
+      lvl = level_net;
+      return true;
+    case SOFTINT_BIO:
+      lvl = level_bio;
+      return true;
+    case SOFTINT_CLOCK:
+      lvl = level_clock;
+      return true;
+    default:
+      return false;
+  }
+}
+
+void schedule_on(softint_handle* sh, cpu_info* ci) {
+  pending_node& n = sh->nodes[ci->index].node;
+  std::uint32_t s = n.state.load(std::memory_order_relaxed);
+  do {
+    if (s & (node_pending | node_dead)) {
+      // Coalesced (or disestablished). The RMW orders the caller's earlier writes before the
+      // handler run that is still to start (it clears PENDING with an RMW after this one).
+      s = n.state.fetch_or(0, std::memory_order_acq_rel);
+      // A DEAD node belongs to a softint being disestablished concurrently: the schedule
+      // is dropped, as disestablish discards pending schedules.
+      if (s & (node_pending | node_dead)) return;
+    }
+  } while (!n.state.compare_exchange_weak(s, s | node_pending, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+  ci->enqueue(sh->level, &n);
+}
+
+}  // namespace
+
+void softint_run(cpu_info* ci, pending_node* n) {
+  softint_handle* sh = n->owner;
+  n->state.fetch_xor(node_pending | node_running, std::memory_order_seq_cst);
+  runtime_impl* rt = ci->rt;
+  if (!sh->dying.load(std::memory_order_seq_cst)) {
+    ci->running_node = n;
+    if (!sh->mpsafe) kernel_lock();
+    sh->fn(sh->arg);
+    if (!sh->mpsafe) kernel_unlock();
+    ci->running_node = nullptr;
+  }
+  if (sh->free_on_return) {  // the handler disestablished its own softint
+    std::uint32_t s = n->state.fetch_and(~node_running, std::memory_order_seq_cst);
+    if (s & node_pending) ci->queues[sh->level].remove(n);
+    rt->established_softints.fetch_sub(1);
+    delete sh;
+    return;
+  }
+  n->state.fetch_and(~node_running, std::memory_order_seq_cst);
+  rt->notify_quiesce_waiters();  // sh may be gone from here on
+}
+
+}  // namespace kcont::detail
+
+using kcont::detail::softint_handle;
+
+void* softint_establish_rt(kcont::runtime& rt, unsigned flags, void (*func)(void*), void* arg) {
+  unsigned lvl;
+  if (func == nullptr || !kcont::detail::level_of(flags, lvl)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  kcont::detail::runtime_impl& impl = rt.impl();
+  auto* sh = new (std::nothrow) softint_handle;
+  if (sh == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  sh->fn = func;
+  sh->arg = arg;
+  sh->level = lvl;
+  sh->mpsafe = (flags & SOFTINT_MPSAFE) != 0;
+  sh->rt = &impl;
+  sh->nodes.reset(new (std::nothrow) kcont::detail::aligned_node[impl.ncpu()]);
+  if (!sh->nodes) {
+    delete sh;
+    errno = ENOMEM;
+    return nullptr;
+  }
+  for (unsigned i = 0; i < impl.ncpu(); ++i) sh->nodes[i].node.owner = sh;
+  impl.established_softints.fetch_add(1);
+  return sh;
+}
+
+void* softint_establish(unsigned flags, void (*func)(void*), void* arg) {
+  return softint_establish_rt(kcont::runtime::current(), flags, func, arg);
+}
+
+void softint_schedule(void* cookie) {
+  softint_handle* sh = kcont::detail::handle_of(cookie);
+  kcont::detail::schedule_on(sh, sh->rt->current_cpu());
+}
+
+void softint_schedule_cpu(void* cookie, cpu_info* ci) {
+  softint_handle* sh = kcont::detail::handle_of(cookie);
+  if (ci == nullptr) kcont::detail::misuse("softint_schedule_cpu with a NULL cpu_info");
+  if (ci->rt != sh->rt) kcont::detail::misuse("softint_schedule_cpu with a CPU of another runtime");
+  kcont::detail::schedule_on(sh, ci);
+}
+
+void softint_disestablish(void* cookie) {
+  using namespace kcont::detail;
+  softint_handle* sh = handle_of(cookie);
+  runtime_impl* rt = sh->rt;
+  if (sh->dying.exchange(true, std::memory_order_seq_cst))
+    misuse("softint_disestablish called twice for one softint");
+  cpu_info* self = this_thread_cpu();
+  if (self != nullptr && self->rt != rt) self = nullptr;  // another runtime's CPU: foreign here
+  bool own_handler = false;
+
+  rt->quiesce_waiters.fetch_add(1, std::memory_order_seq_cst);
+  {
+    std::unique_lock<std::mutex> lk(rt->state_mu);
+    for (unsigned i = 0; i < rt->ncpu(); ++i) {
+      cpu_info* ci = rt->cpu(i);
+      pending_node& n = sh->nodes[i].node;
+      for (;;) {
+        std::uint32_t s = n.state.load(std::memory_order_seq_cst);
+        if (ci == self && ci->running_node == &n) {  // from its own handler
+          n.state.fetch_or(node_dead, std::memory_order_seq_cst);
+          own_handler = true;
+          break;
+        }
+        if (s == 0) {
+          if (n.state.compare_exchange_strong(s, node_dead, std::memory_order_seq_cst)) break;
+          continue;
+        }
+        // We may consume this CPU's queue ourselves when its loop is down or is us.
+        if ((s & node_pending) && (ci == self || !ci->loop_running)) {
+          if (ci->queues[sh->level].remove(&n))
+            n.state.fetch_and(~node_pending, std::memory_order_seq_cst);
+          continue;
+        }
+        rt->state_cv.wait(lk);
+      }
+    }
+  }
+  rt->quiesce_waiters.fetch_sub(1, std::memory_order_seq_cst);
+
+  if (own_handler) {
+    sh->free_on_return = true;  // the loop frees it after the handler returns
+    return;
+  }
+  rt->established_softints.fetch_sub(1);
+  delete sh;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace kcont {
+
+softint::softint(unsigned flags, std::function<void()> fn)
+    : softint(runtime::current(), flags, std::move(fn)) {}
+
+softint::softint(runtime& rt, unsigned flags, std::function<void()> fn) : fn_(std::move(fn)) {
+  cookie_ = softint_establish_rt(rt, flags, &softint::trampoline, this);
+  if (cookie_ == nullptr) throw std::invalid_argument("kcont::softint: bad flags or no memory");
+}
+
+softint::~softint() {
+  softint_disestablish(cookie_);
+}
+
+void softint::trampoline(void* self) {
+  static_cast<softint*>(self)->fn_();
+}
+
+}  // namespace kcont

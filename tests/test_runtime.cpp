@@ -1,0 +1,222 @@
+// The machine layer: runtime config, CPUs, curcpu(), percpu<T>, start/stop, tickless idle.
+#include <doctest/doctest.h>
+#include <kcont/percpu.h>
+#include <kcont/runtime.h>
+#include <kcont/softint.h>
+
+#include <atomic>
+#include <cstdint>
+#include <stdexcept>
+#include <thread>
+
+#include "test_util.h"
+
+using namespace std::chrono_literals;
+using kcont_test::wait_until;
+
+namespace {
+kcont::runtime_config two_cpus() {
+  kcont::runtime_config c;
+  c.ncpu = 2;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("a runtime has the configured CPUs, indexed 0..ncpu-1") {
+  kcont::runtime rt(two_cpus());
+  CHECK(rt.running());
+  CHECK(rt.ncpu() == 2);
+  CHECK(rt.hz() == 1000);
+  REQUIRE(rt.cpu(0) != nullptr);
+  REQUIRE(rt.cpu(1) != nullptr);
+  CHECK(rt.cpu(0) != rt.cpu(1));
+  CHECK(cpu_index(rt.cpu(0)) == 0);
+  CHECK(cpu_index(rt.cpu(1)) == 1);
+  CHECK(rt.cpu(2) == nullptr);
+  kcont::runtime_scope scope(rt);
+  CHECK(kcont_ncpu() == 2);
+  CHECK(cpu_lookup(1) == rt.cpu(1));
+  CHECK(cpu_lookup(2) == nullptr);
+}
+
+TEST_CASE("bad configurations are refused with a clear error") {
+  kcont::runtime_config c = two_cpus();
+  c.hz = 0;
+  CHECK_THROWS_AS(kcont::runtime{c}, std::invalid_argument);
+  c = two_cpus();
+  c.ncpu = 5000;
+  CHECK_THROWS_AS(kcont::runtime{c}, std::invalid_argument);
+  kcont::backend_kind k;
+  CHECK(kcont::parse_backend("asio", k));
+  CHECK(k == kcont::backend_kind::asio);
+  CHECK_FALSE(kcont::parse_backend("epoll", k));
+}
+
+TEST_CASE("ncpu 0 means the host's online CPUs") {
+  kcont::runtime_config c;
+  c.ncpu = 0;
+  kcont::runtime rt(c);
+  CHECK(rt.ncpu() == std::thread::hardware_concurrency());
+}
+
+TEST_CASE("curcpu() on a CPU thread is that CPU; on a foreign thread it is in range") {
+  kcont::runtime rt(two_cpus());
+  kcont::runtime_scope scope(rt);
+  std::atomic<cpu_info*> seen[2] = {nullptr, nullptr};
+  std::atomic<bool> interrupt_ctx[2] = {false, false};
+  struct ctx {
+    std::atomic<cpu_info*>* seen;
+    std::atomic<bool>* irq;
+  } c{seen, interrupt_ctx};
+  void* si = softint_establish(
+      SOFTINT_NET | SOFTINT_MPSAFE,
+      [](void* a) {
+        auto* x = static_cast<ctx*>(a);
+        unsigned i = cpu_index(curcpu());
+        x->irq[i] = kcont::in_interrupt_context();
+        x->seen[i] = curcpu();
+      },
+      &c);
+  REQUIRE(si != nullptr);
+  softint_schedule_cpu(si, rt.cpu(0));
+  softint_schedule_cpu(si, rt.cpu(1));
+  REQUIRE(wait_until([&] { return seen[0] && seen[1]; }));
+  CHECK(seen[0] == rt.cpu(0));
+  CHECK(seen[1] == rt.cpu(1));
+  CHECK(interrupt_ctx[0]);
+  CHECK(interrupt_ctx[1]);
+  CHECK_FALSE(kcont::in_interrupt_context());
+  cpu_info* mine = curcpu();
+  CHECK((mine == rt.cpu(0) || mine == rt.cpu(1)));
+  softint_disestablish(si);
+}
+
+TEST_CASE("percpu<T> gives each CPU its own cache line") {
+  kcont::percpu<std::uint64_t> p(4);
+  CHECK(p.size() == 4);
+  for (unsigned i = 0; i < 4; ++i) {
+    auto addr = reinterpret_cast<std::uintptr_t>(&p[i]);
+    CHECK(addr % kcont::cache_line_size == 0);
+    if (i > 0) CHECK(addr - reinterpret_cast<std::uintptr_t>(&p[i - 1]) >= kcont::cache_line_size);
+  }
+  p[2] = 7;
+  std::uint64_t sum = 0;
+  p.for_each([&](unsigned, std::uint64_t& v) { sum += v; });
+  CHECK(sum == 7);
+  kcont::runtime rt(two_cpus());
+  kcont::percpu<int> q(rt);
+  CHECK(q.size() == 2);
+  CHECK(&q.get(rt.cpu(1)) == &q[1]);
+}
+
+TEST_CASE("stop drains queued work; work scheduled while stopped is parked and runs on start") {
+  kcont::runtime rt(two_cpus());
+  std::atomic<int> runs{0};
+  void* si = softint_establish_rt(
+      rt, SOFTINT_BIO | SOFTINT_MPSAFE, [](void* a) { ++*static_cast<std::atomic<int>*>(a); },
+      &runs);
+  REQUIRE(si != nullptr);
+  kcont::stop_report r = rt.stop();
+  CHECK(r.drained);
+  CHECK(r.left_pending == 0);
+  CHECK_FALSE(rt.running());
+  CHECK(rt.stop().drained);  // stopping twice is harmless
+
+  softint_schedule_cpu(si, rt.cpu(1));
+  std::this_thread::sleep_for(20ms);
+  CHECK(runs == 0);
+  CHECK(rt.pending_work() == 1);
+
+  rt.start();
+  REQUIRE(wait_until([&] { return runs == 1; }));
+  CHECK(rt.pending_work() == 0);
+  softint_disestablish(si);
+}
+
+TEST_CASE("stop gives up on a CPU that never goes quiet, reports it, and does not hang") {
+  kcont::runtime_config c = two_cpus();
+  c.drain_timeout = 100ms;
+  kcont::runtime rt(c);
+  struct ctx {
+    void* self;
+    std::atomic<std::uint64_t> runs{0};
+  } x;
+  x.self = softint_establish_rt(
+      rt, SOFTINT_CLOCK | SOFTINT_MPSAFE,
+      [](void* a) {
+        auto* p = static_cast<ctx*>(a);
+        ++p->runs;
+        softint_schedule(p->self);  // re-arms itself forever
+      },
+      &x);
+  softint_schedule_cpu(x.self, rt.cpu(0));
+  REQUIRE(wait_until([&] { return x.runs > 100; }));
+  kcont::stop_report r = rt.stop();
+  CHECK_FALSE(r.drained);
+  CHECK(r.ran_during_drain > 0);
+  CHECK(r.left_pending == 1);
+  CHECK(r.summary().find("NOT drained") != std::string::npos);
+  softint_disestablish(x.self);  // takes the parked instance off the stopped CPU
+  CHECK(rt.pending_work() == 0);
+}
+
+TEST_CASE("stop() from one of the runtime's own CPU threads is refused, not a deadlock") {
+  kcont::runtime rt(two_cpus());
+  struct ctx {
+    kcont::runtime* rt;
+    std::atomic<int> result{-1};
+  } x{&rt};
+  void* si = softint_establish_rt(
+      rt, SOFTINT_NET | SOFTINT_MPSAFE,
+      [](void* a) {
+        auto* p = static_cast<ctx*>(a);
+        p->result = p->rt->stop().drained ? 1 : 0;
+      },
+      &x);
+  softint_schedule_cpu(si, rt.cpu(0));
+  REQUIRE(wait_until([&] { return x.result != -1; }));
+  CHECK(x.result == 0);
+  CHECK(rt.running());
+  softint_disestablish(si);
+}
+
+TEST_CASE("an idle runtime is tickless: no wake-ups while nothing is due") {
+  kcont::runtime rt(two_cpus());
+  // Let the loops settle into their first sleep.
+  REQUIRE(wait_until([&] { return rt.stats().loop_sleeps >= 2; }));
+  kcont::runtime_stats before = rt.stats();
+  std::this_thread::sleep_for(300ms);
+  kcont::runtime_stats after = rt.stats();
+  CHECK(after.loop_sleeps == before.loop_sleeps);
+  CHECK(after.timer_wakeups == 0);
+  CHECK(after.wakeups == before.wakeups);
+  CHECK(after.handlers_run == before.handlers_run);
+}
+
+TEST_CASE("runtime_scope selects the runtime kernel-style calls use on this thread") {
+  kcont::runtime a(two_cpus());
+  kcont::runtime b(two_cpus());
+  {
+    kcont::runtime_scope sa(a);
+    CHECK(&kcont::runtime::current() == &a);
+    {
+      kcont::runtime_scope sb(b);
+      CHECK(&kcont::runtime::current() == &b);
+    }
+    CHECK(&kcont::runtime::current() == &a);
+  }
+  CHECK(&kcont::runtime::current() == &kcont::runtime::default_runtime());
+}
+
+TEST_CASE("runtime start/stop cycles leave no thread behind") {
+  { kcont::runtime warm_up(two_cpus()); }  // sanitizers start helper threads lazily
+  const int threads_before = kcont_test::process_threads();
+  for (int i = 0; i < 50; ++i) {
+    kcont::runtime rt(two_cpus());
+    CHECK(kcont_test::process_threads() == threads_before + 2);
+    rt.stop();
+    CHECK(kcont_test::process_threads() == threads_before);
+    rt.start();
+  }
+  CHECK(kcont_test::process_threads() == threads_before);
+}

@@ -1,0 +1,35 @@
+// Small helpers shared by the tests.
+#pragma once
+
+#include <dirent.h>
+
+#include <chrono>
+#include <thread>
+
+namespace kcont_test {
+
+// Polls `pred` until it holds or `timeout` passes; returns its last value. Tests use it to
+// wait for asynchronous work without assuming how long it takes (a timeout is a failure, not
+// a speed bar: it is generous).
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > give_up) return pred();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+// Threads of this process now (entries of /proc/self/task).
+inline int process_threads() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+}  // namespace kcont_test
