@@ -2,6 +2,8 @@
 // runtime and CPU a kernel-style call acts on.
 #include "runtime_impl.h"
 
+#include <kcont/machine_hooks.h>
+
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -44,7 +46,7 @@ void runtime_impl::notify_quiesce_waiters() {
 }
 
 runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
-    : face(f), config(cfg), host_cores_(online_cpus()) {
+    : face(f), config(cfg), epoch_ns(now_ns()), host_cores_(online_cpus()) {
   if (config.hz == 0 || config.hz > 100000)
     throw std::invalid_argument("kcont: runtime_config.hz must be in 1..100000, got " +
                                 std::to_string(config.hz));
@@ -64,6 +66,9 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
 
 runtime_impl::~runtime_impl() {
   stop();
+  for (int i = 3; i >= 0; --i) {  // highest layer first
+    if (void* st = layers[i].state.exchange(nullptr)) layers[i].destroy(st);
+  }
   auto left = established_softints.load();
   if (left != 0)
     std::fprintf(stderr,
@@ -200,6 +205,7 @@ runtime_config runtime_config::from_env() {
   c.ncpu = env_unsigned("KCONT_NCPU", c.ncpu);
   c.hz = env_unsigned("KCONT_HZ", c.hz);
   c.pin_threads = env_unsigned("KCONT_PIN", 1) != 0;
+  c.initial_ticks = env_unsigned("KCONT_INITIAL_TICKS", 0);
   if (const char* b = std::getenv("KCONT_BACKEND"); b != nullptr && *b != '\0') {
     if (!parse_backend(b, c.backend))
       throw std::invalid_argument(std::string("kcont: KCONT_BACKEND=") + b +
@@ -303,6 +309,40 @@ bool in_interrupt_context() {
 }
 
 }  // namespace kcont
+
+namespace kcont::machine {
+
+void set_clock_hook(runtime& rt, clock_hook hook) {
+  rt.impl().clock_hook.store(hook);
+}
+void request_clock(cpu_info* ci, std::int64_t ns) {
+  ci->request_clock(ns);
+}
+runtime& runtime_of(const cpu_info* ci) {
+  return *ci->rt->face;
+}
+cpu_info* this_thread_cpu() {
+  return detail::this_thread_cpu();
+}
+std::int64_t now_ns() {
+  return detail::now_ns();
+}
+std::int64_t epoch_ns(runtime& rt) {
+  return rt.impl().epoch_ns;
+}
+
+void* layer_state(runtime& rt, layer which, void* (*create)(runtime&), void (*destroy)(void*)) {
+  auto& slot = rt.impl().layers[static_cast<unsigned>(which)];
+  if (void* st = slot.state.load(std::memory_order_acquire)) return st;
+  std::lock_guard<std::mutex> lk(rt.impl().layers_mu);
+  if (void* st = slot.state.load(std::memory_order_acquire)) return st;
+  void* st = create(rt);
+  slot.destroy = destroy;
+  slot.state.store(st, std::memory_order_release);
+  return st;
+}
+
+}  // namespace kcont::machine
 
 cpu_info* curcpu() {
   return kcont::runtime::current().impl().current_cpu();

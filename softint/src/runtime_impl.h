@@ -42,6 +42,15 @@ class runtime_impl {
   void notify_quiesce_waiters();
 
   std::atomic<clock_hook_fn> clock_hook{nullptr};
+  const std::int64_t epoch_ns;  // creation time: tick 0
+
+  // Higher layers' per-runtime state (machine_hooks.h).
+  std::mutex layers_mu;
+  struct layer_slot {
+    std::atomic<void*> state{nullptr};
+    void (*destroy)(void*) = nullptr;
+  };
+  layer_slot layers[4];
   std::atomic<std::uint64_t> established_softints{0};
 
  private:

@@ -33,8 +33,11 @@ struct runtime_config {
   backend_kind backend = backend_kind::asio;
   bool pin_threads = true;  // set each loop thread's affinity to one host core, where allowed
   std::chrono::milliseconds drain_timeout{5000};  // stop(): how long to drain before giving up
+  // The 32-bit tick counter's value at creation. Set near 2^32 to exercise wrap-around.
+  std::uint32_t initial_ticks = 0;
 
-  // Defaults overridden by KCONT_NCPU, KCONT_HZ, KCONT_BACKEND, KCONT_PIN (0/1).
+  // Defaults overridden by KCONT_NCPU, KCONT_HZ, KCONT_BACKEND, KCONT_PIN (0/1),
+  // KCONT_INITIAL_TICKS.
   static runtime_config from_env();
 };
 

@@ -1,0 +1,64 @@
+// callout(9): timers on per-CPU hierarchical timing wheels, after the NetBSD manual page.
+//
+// A callout is caller-owned storage (no allocation anywhere). callout_reset arms it to call
+// func(arg) after `ticks` clock ticks (hz per second, the runtime's config) on its CPU, at
+// SOFTINT_CLOCK level. States, as in NetBSD:
+//   PENDING   armed and not yet due
+//   EXPIRED   due: its handler was called (or is about to be) since the last reset/stop
+//   INVOKING  set with EXPIRED just before the handler is called; cleared by callout_ack
+// A due callout gets EXPIRED|INVOKING and loses PENDING before its handler runs; the handler
+// may re-arm, stop, halt-from-itself or destroy its callout.
+//
+// Timing: never early. A callout reset with n ticks fires at the first tick boundary at least
+// n tick periods after the call (so at most one tick late, plus the wake-up). n <= 0 counts as
+// 1; n above INT32_MAX/2 is clamped (never wrapped into the past).
+//
+// CPU: a callout runs on the CPU whose wheel holds it (at first, curcpu() of callout_init).
+// callout_reset/callout_schedule move an unbound callout that is neither pending nor running
+// to the caller's curcpu() (NetBSD's migration rule; for a foreign thread, the CPU it is
+// running on); a pending or running one stays where it is. callout_bind pins it to one CPU
+// (moving it, with its due time, if pending; not allowed while its handler runs elsewhere).
+#pragma once
+
+#include <kcont/mutex.h>
+#include <kcont/runtime.h>
+#include <boost/intrusive/list_hook.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+struct callout {
+  // All fields are private to kcont; sizeof(struct callout) <= 64.
+  boost::intrusive::list_member_hook<> c_link;  // wheel bucket or expired list
+  void (*c_func)(void*);
+  void* c_arg;
+  cpu_info* c_cpu;        // wheel it is on, or will be armed on (read with atomic_ref)
+  std::uint32_t c_time;   // due tick (wrapping)
+  std::uint32_t c_flags;  // guarded by c_cpu's wheel lock
+  std::uint32_t c_magic;  // initialised / destroyed marker for misuse checks
+  std::uint8_t c_level;   // wheel level while in a bucket
+};
+
+inline constexpr unsigned CALLOUT_MPSAFE = 0x0100;  // run without the kernel lock
+
+void callout_init(callout* c, unsigned flags);
+void callout_destroy(callout* c);  // must not be pending or running (checked)
+void callout_setfunc(callout* c, void (*func)(void*), void* arg);
+void callout_reset(callout* c, int ticks, void (*func)(void*), void* arg);
+void callout_schedule(callout* c, int ticks);
+bool callout_stop(callout* c);  // never waits; returns whether it had EXPIRED
+// Stops and waits for a running handler, dropping `interlock` (if not NULL) while waiting.
+// Returns whether it had EXPIRED. From the callout's own handler it does not wait.
+bool callout_halt(callout* c, kmutex_t* interlock);
+bool callout_pending(const callout* c);
+bool callout_expired(const callout* c);
+bool callout_invoking(const callout* c);
+void callout_ack(callout* c);
+bool callout_active(const callout* c);  // PENDING or EXPIRED
+void callout_bind(callout* c, cpu_info* ci);
+
+// Ticks of runtime::current() (wrapping 32-bit counter) and conversions at its hz.
+std::uint32_t getticks();
+int mstohz(int ms);  // rounded up
+int hztoms(int ticks);

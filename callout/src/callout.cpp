@@ -1,0 +1,447 @@
+// callout(9) on the per-CPU timing wheels (wheel.h).
+//
+// Per runtime: one callout_cpu per CPU (a wheel, the list of due callouts, the callout whose
+// handler runs now) and one softclock softint (SOFTINT_CLOCK) that runs due callouts. The
+// machine's clock hook, called on a CPU's loop thread when its requested time comes, advances
+// that CPU's wheel to the current tick, moves what is due to the expired list, schedules
+// softclock, and asks for the next wake-up (tickless: nothing armed, nothing asked).
+//
+// Lock order: an interlock given to callout_halt → callout_cpu::lock (two of them only in
+// migration, taken in address order) → the machine's internal locks. A callout's fields are
+// guarded by the lock of its c_cpu; callout_lock() finds it, re-checking c_cpu after locking
+// because a migration may move it meanwhile (c_cpu changes only with both CPUs' locks held).
+//
+// Handler protocol (NetBSD kern_timeout.c): softclock takes a due callout off the expired list,
+// turns PENDING into EXPIRED|INVOKING, records it as running, drops the lock and calls the
+// handler; afterwards it never touches the callout again (the handler may free it), it only
+// clears `running` and wakes callout_halt waiters.
+#include "wheel.h"
+
+#include <kcont/callout.h>
+#include <kcont/machine_hooks.h>
+#include <kcont/softint.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace kcont::detail {
+namespace {
+
+constexpr std::uint32_t kMagic = 0x43414c4cu;  // "CALL"
+constexpr std::uint32_t kDestroyed = 0xdeadca11u;
+constexpr std::uint8_t kOnExpiredList = 0xff;  // c_level while waiting for softclock
+
+constexpr std::uint32_t F_PENDING = 0x0001;
+constexpr std::uint32_t F_EXPIRED = 0x0002;
+constexpr std::uint32_t F_INVOKING = 0x0004;
+constexpr std::uint32_t F_BOUND = 0x0200;
+
+static_assert(sizeof(callout) <= 64, "struct callout must fit a cache line");
+
+[[noreturn]] void misuse(const char* what, const callout* c) {
+  std::fprintf(stderr, "kcont: callout misuse: %s (callout %p)\n", what,
+               static_cast<const void*>(c));
+  std::abort();
+}
+
+void check(const callout* c) {
+  if (c == nullptr) misuse("NULL callout", c);
+  if (c->c_magic != kMagic)
+    misuse(c->c_magic == kDestroyed ? "use of a destroyed callout"
+                                    : "use of an uninitialised callout (callout_init it first)",
+           c);
+}
+
+struct alignas(64) callout_cpu {
+  callout_cpu(cpu_info* c, std::uint32_t start) : ci(c), wheel(start) {}
+  std::mutex lock;
+  std::condition_variable done_cv;  // running cleared (callout_halt waiters)
+  cpu_info* const ci;
+  timing_wheel wheel;
+  callout_list expired;  // due, waiting for softclock
+  callout* running = nullptr;
+  unsigned halt_waiters = 0;
+};
+
+struct callout_state {
+  runtime* rt;
+  std::int64_t epoch;
+  std::int64_t hz;
+  std::uint32_t initial_ticks;
+  std::vector<std::unique_ptr<callout_cpu>> cpus;
+  void* softclock = nullptr;
+
+  // Ticks since the epoch, as a 64-bit count (no wrap) and as the 32-bit kernel counter.
+  std::int64_t tick_count(std::int64_t ns) const {
+    return static_cast<std::int64_t>(static_cast<__int128>(ns - epoch) * hz / 1'000'000'000);
+  }
+  std::uint32_t ticks32(std::int64_t count) const {
+    return initial_ticks + static_cast<std::uint32_t>(count);
+  }
+  // The time tick `count` begins, rounded up so that reaching it means the tick has come.
+  std::int64_t tick_ns(std::int64_t count) const {
+    __int128 n = static_cast<__int128>(count) * 1'000'000'000 + hz - 1;
+    return epoch + static_cast<std::int64_t>(n / hz);
+  }
+  callout_cpu& of(const cpu_info* ci) const { return *cpus[cpu_index(ci)]; }
+};
+
+void softclock(void* arg);
+void clock_hook(cpu_info* ci, std::int64_t now);
+
+void* create_state(runtime& rt) {
+  auto* st = new callout_state;
+  st->rt = &rt;
+  st->epoch = machine::epoch_ns(rt);
+  st->hz = rt.hz();
+  st->initial_ticks = rt.config().initial_ticks;
+  std::uint32_t start = st->ticks32(st->tick_count(machine::now_ns()));
+  for (unsigned i = 0; i < rt.ncpu(); ++i)
+    st->cpus.push_back(std::make_unique<callout_cpu>(rt.cpu(i), start));
+  st->softclock = softint_establish_rt(rt, SOFTINT_CLOCK | SOFTINT_MPSAFE, softclock, st);
+  if (st->softclock == nullptr) {
+    std::fprintf(stderr, "kcont: callout: cannot establish the softclock softint\n");
+    std::abort();
+  }
+  machine::set_clock_hook(rt, clock_hook);
+  return st;
+}
+
+void destroy_state(void* p) {
+  auto* st = static_cast<callout_state*>(p);
+  std::uint64_t left = 0;
+  for (auto& cc : st->cpus) left += cc->wheel.count();
+  if (left != 0)
+    std::fprintf(stderr, "kcont: runtime destroyed with %llu callout(s) still pending\n",
+                 static_cast<unsigned long long>(left));
+  machine::set_clock_hook(*st->rt, nullptr);
+  softint_disestablish(st->softclock);
+  delete st;
+}
+
+callout_state& state_of(runtime& rt) {
+  return *static_cast<callout_state*>(
+      machine::layer_state(rt, machine::layer::callout, create_state, destroy_state));
+}
+
+cpu_info* cpu_of(const callout* c) {
+  return std::atomic_ref<cpu_info* const>(c->c_cpu).load(std::memory_order_acquire);
+}
+void set_cpu(callout* c, cpu_info* ci) {
+  std::atomic_ref<cpu_info*>(c->c_cpu).store(ci, std::memory_order_release);
+}
+
+// Locks the wheel that owns c; returns it locked.
+callout_cpu& callout_lock(const callout* c, std::unique_lock<std::mutex>& lk) {
+  for (;;) {
+    cpu_info* ci = cpu_of(c);
+    callout_cpu& cc = state_of(machine::runtime_of(ci)).of(ci);
+    lk = std::unique_lock<std::mutex>(cc.lock);
+    if (cpu_of(c) == ci) return cc;
+    lk.unlock();
+  }
+}
+
+// Asks ci's loop to run the clock hook when `due` (a 32-bit tick) begins.
+void request_tick(callout_state& st, cpu_info* ci, std::uint32_t due) {
+  std::int64_t now_count = st.tick_count(machine::now_ns());
+  std::int64_t count = now_count + static_cast<std::int32_t>(due - st.ticks32(now_count));
+  machine::request_clock(ci, st.tick_ns(count));
+}
+
+// Takes c off whatever list holds it. c's wheel lock held; c PENDING.
+void unlink_pending(callout_cpu& cc, callout* c) {
+  if (c->c_level == kOnExpiredList)
+    cc.expired.erase(cc.expired.iterator_to(*c));
+  else
+    cc.wheel.remove(c);
+}
+
+bool stop_locked(callout_cpu& cc, callout* c) {
+  bool expired = (c->c_flags & F_EXPIRED) != 0;
+  if (c->c_flags & F_PENDING) unlink_pending(cc, c);
+  c->c_flags &= ~(F_PENDING | F_EXPIRED);
+  return expired;
+}
+
+// The first tick at which a callout reset now with `ticks` may fire: at least `ticks` whole
+// tick periods from now (never early), clamped to half the 32-bit tick space.
+std::uint32_t due_tick(const callout_state& st, int ticks) {
+  constexpr std::int64_t kMaxTicks = INT32_MAX / 2;
+  std::int64_t n = ticks <= 0 ? 1 : std::min<std::int64_t>(ticks, kMaxTicks);
+  std::int64_t now = machine::now_ns();
+  std::int64_t due_ns = now + static_cast<std::int64_t>(
+                                  (static_cast<__int128>(n) * 1'000'000'000 + st.hz - 1) / st.hz);
+  // Smallest tick whose start is >= due_ns.
+  std::int64_t count = st.tick_count(due_ns);
+  if (st.tick_ns(count) < due_ns) ++count;
+  return st.ticks32(count);
+}
+
+void insert_locked(callout_state& st, callout_cpu& cc, callout* c, std::uint32_t due) {
+  c->c_time = due;
+  c->c_flags |= F_PENDING;
+  cc.wheel.insert(c);
+  request_tick(st, cc.ci, c->c_time);
+}
+
+void schedule(callout* c, int ticks) {
+  cpu_info* here = curcpu();
+  for (;;) {
+    std::unique_lock<std::mutex> lk;
+    callout_cpu& cc = callout_lock(c, lk);
+    callout_state& st = state_of(machine::runtime_of(cc.ci));
+    std::uint32_t due = due_tick(st, ticks);
+    c->c_flags &= ~(F_EXPIRED | F_INVOKING);
+    if (c->c_flags & F_PENDING) {  // stays on its CPU
+      unlink_pending(cc, c);
+      insert_locked(st, cc, c, due);
+      return;
+    }
+    // NetBSD's migration rule: an unbound callout that is not running moves to the caller's
+    // CPU (of the same runtime).
+    bool migrate = !(c->c_flags & F_BOUND) && cc.running != c && here != cc.ci &&
+                   &machine::runtime_of(here) == st.rt;
+    if (!migrate) {
+      insert_locked(st, cc, c, due);
+      return;
+    }
+    callout_cpu& to = st.of(here);
+    std::unique_lock<std::mutex> lk2(to.lock, std::try_to_lock);
+    if (!lk2.owns_lock()) {
+      // Take both in address order, then check nothing changed meanwhile.
+      lk.unlock();
+      std::mutex* first = &cc.lock < &to.lock ? &cc.lock : &to.lock;
+      std::mutex* second = first == &cc.lock ? &to.lock : &cc.lock;
+      std::unique_lock<std::mutex> a(*first), b(*second);
+      if (cpu_of(c) != cc.ci || (c->c_flags & F_PENDING) || cc.running == c) continue;
+      set_cpu(c, here);
+      c->c_flags &= ~(F_EXPIRED | F_INVOKING);
+      insert_locked(st, to, c, due);
+      return;
+    }
+    set_cpu(c, here);
+    insert_locked(st, to, c, due);
+    return;
+  }
+}
+
+void softclock(void* arg) {
+  auto* st = static_cast<callout_state*>(arg);
+  callout_cpu& cc = st->of(curcpu());
+  std::unique_lock<std::mutex> lk(cc.lock);
+  while (!cc.expired.empty()) {
+    callout* c = &cc.expired.front();
+    cc.expired.pop_front();
+    c->c_flags = (c->c_flags & ~F_PENDING) | F_EXPIRED | F_INVOKING;
+    void (*func)(void*) = c->c_func;
+    void* farg = c->c_arg;
+    const bool mpsafe = (c->c_flags & CALLOUT_MPSAFE) != 0;
+    cc.running = c;
+    lk.unlock();
+    if (!mpsafe) kernel_lock();
+    func(farg);  // may re-arm, stop, halt or destroy (and free) c
+    if (!mpsafe) kernel_unlock();
+    lk.lock();
+    cc.running = nullptr;
+    if (cc.halt_waiters != 0) cc.done_cv.notify_all();
+  }
+}
+
+void clock_hook(cpu_info* ci, std::int64_t now) {
+  callout_state& st = state_of(machine::runtime_of(ci));
+  callout_cpu& cc = st.of(ci);
+  bool due;
+  {
+    std::lock_guard<std::mutex> lk(cc.lock);
+    std::int64_t count = st.tick_count(now);
+    std::uint32_t t = st.ticks32(count);
+    std::size_t before = cc.expired.empty() ? 0 : 1;
+    callout_list fresh;
+    cc.wheel.advance(t, fresh);
+    for (callout& c : fresh) c.c_level = kOnExpiredList;
+    cc.expired.splice(cc.expired.end(), fresh);
+    due = before != 0 || !cc.expired.empty();
+    std::uint32_t next = cc.wheel.next_event();
+    if (next - cc.wheel.cur() < timing_wheel::kNothing) {
+      std::int64_t next_count = count + static_cast<std::int32_t>(next - t);
+      machine::request_clock(ci, st.tick_ns(next_count));
+    }
+  }
+  if (due) softint_schedule_cpu(st.softclock, ci);
+}
+
+}  // namespace
+}  // namespace kcont::detail
+
+using namespace kcont::detail;
+
+void callout_init(callout* c, unsigned flags) {
+  if (c == nullptr) misuse("NULL callout", c);
+  if ((flags & ~CALLOUT_MPSAFE) != 0) misuse("callout_init with unknown flags", c);
+  new (&c->c_link) boost::intrusive::list_member_hook<>();
+  c->c_func = nullptr;
+  c->c_arg = nullptr;
+  c->c_time = 0;
+  c->c_flags = flags;
+  c->c_level = 0;
+  kcont::runtime& rt = kcont::runtime::current();
+  state_of(rt);  // create the runtime's callout state (and clock hook) before first use
+  c->c_cpu = curcpu();
+  c->c_magic = kMagic;
+}
+
+void callout_destroy(callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_cpu& cc = callout_lock(c, lk);
+  if (c->c_flags & F_PENDING) misuse("callout_destroy of a pending callout (stop it first)", c);
+  if (cc.running == c && kcont::machine::this_thread_cpu() != cc.ci)
+    misuse("callout_destroy of a callout whose handler is running (callout_halt it first)", c);
+  c->c_magic = kDestroyed;
+}
+
+void callout_setfunc(callout* c, void (*func)(void*), void* arg) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_lock(c, lk);
+  c->c_func = func;
+  c->c_arg = arg;
+}
+
+void callout_reset(callout* c, int ticks, void (*func)(void*), void* arg) {
+  check(c);
+  if (func == nullptr) misuse("callout_reset with a NULL function", c);
+  {
+    std::unique_lock<std::mutex> lk;
+    callout_lock(c, lk);
+    c->c_func = func;
+    c->c_arg = arg;
+  }
+  schedule(c, ticks);
+}
+
+void callout_schedule(callout* c, int ticks) {
+  check(c);
+  if (c->c_func == nullptr) misuse("callout_schedule before callout_setfunc", c);
+  schedule(c, ticks);
+}
+
+bool callout_stop(callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_cpu& cc = callout_lock(c, lk);
+  return stop_locked(cc, c);
+}
+
+bool callout_halt(callout* c, kmutex_t* interlock) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_cpu* cc = &callout_lock(c, lk);
+  bool expired = stop_locked(*cc, c);
+  // Wait while the handler runs elsewhere; then stop again, since handlers re-arm themselves.
+  // From the handler itself (this thread is that CPU's loop) there is nothing to wait for.
+  while (cc->running == c && kcont::machine::this_thread_cpu() != cc->ci) {
+    if (interlock != nullptr) mutex_exit(interlock);
+    ++cc->halt_waiters;
+    cc->done_cv.wait(lk, [&] { return cc->running != c; });
+    --cc->halt_waiters;
+    lk.unlock();
+    if (interlock != nullptr) mutex_enter(interlock);
+    cc = &callout_lock(c, lk);
+    expired = stop_locked(*cc, c) || expired;
+  }
+  return expired;
+}
+
+bool callout_pending(const callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_lock(c, lk);
+  return (c->c_flags & F_PENDING) != 0;
+}
+
+bool callout_expired(const callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_lock(c, lk);
+  return (c->c_flags & F_EXPIRED) != 0;
+}
+
+bool callout_invoking(const callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_lock(c, lk);
+  return (c->c_flags & F_INVOKING) != 0;
+}
+
+void callout_ack(callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_lock(c, lk);
+  c->c_flags &= ~F_INVOKING;
+}
+
+bool callout_active(const callout* c) {
+  check(c);
+  std::unique_lock<std::mutex> lk;
+  callout_lock(c, lk);
+  return (c->c_flags & (F_PENDING | F_EXPIRED)) != 0;
+}
+
+void callout_bind(callout* c, cpu_info* ci) {
+  check(c);
+  if (ci == nullptr) misuse("callout_bind to a NULL cpu_info", c);
+  for (;;) {
+    std::unique_lock<std::mutex> lk;
+    callout_cpu& from = callout_lock(c, lk);
+    callout_state& st = state_of(kcont::machine::runtime_of(from.ci));
+    if (&kcont::machine::runtime_of(ci) != st.rt)
+      misuse("callout_bind to a CPU of another runtime", c);
+    if (from.running == c && from.ci != ci)
+      misuse("callout_bind of a callout whose handler is running (halt it first)", c);
+    c->c_flags |= F_BOUND;
+    if (from.ci == ci) return;
+    callout_cpu& to = st.of(ci);
+    lk.unlock();
+    std::mutex* first = &from.lock < &to.lock ? &from.lock : &to.lock;
+    std::mutex* second = first == &from.lock ? &to.lock : &from.lock;
+    std::unique_lock<std::mutex> a(*first), b(*second);
+    if (cpu_of(c) != from.ci || from.running == c) continue;
+    bool pending = (c->c_flags & F_PENDING) != 0;
+    if (pending) unlink_pending(from, c);
+    set_cpu(c, ci);
+    if (pending) {  // keeps its due tick on the new wheel
+      to.wheel.insert(c);
+      request_tick(st, ci, c->c_time);
+    }
+    return;
+  }
+}
+
+std::uint32_t getticks() {
+  callout_state& st = state_of(kcont::runtime::current());
+  return st.ticks32(st.tick_count(kcont::machine::now_ns()));
+}
+
+int mstohz(int ms) {
+  if (ms <= 0) return 0;
+  std::int64_t hz = kcont::runtime::current().hz();
+  std::int64_t t = (static_cast<std::int64_t>(ms) * hz + 999) / 1000;
+  return t > INT32_MAX ? INT32_MAX : static_cast<int>(t);
+}
+
+int hztoms(int ticks) {
+  if (ticks <= 0) return 0;
+  std::int64_t hz = kcont::runtime::current().hz();
+  std::int64_t ms = static_cast<std::int64_t>(ticks) * 1000 / hz;
+  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}

@@ -1,0 +1,36 @@
+// Services the machine layer offers to kcont's higher layers (callout, workqueue, kcont, net).
+// A lower layer never includes a higher one: where the machine needs a higher layer (the CPU
+// loop must know when the next callout is due) the higher layer registers a hook here.
+// Not meant for applications.
+#pragma once
+
+#include <kcont/runtime.h>
+
+#include <cstdint>
+
+namespace kcont::machine {
+
+// Called on a CPU's loop thread when the time it asked for with request_clock has come.
+using clock_hook = void (*)(cpu_info* ci, std::int64_t now_ns);
+
+// One clock hook per runtime (the callout layer's). Set it before the first request_clock.
+void set_clock_hook(runtime& rt, clock_hook hook);
+
+// Any thread: make ci's loop call the clock hook once steady_clock reaches `ns`. Keeps the
+// earliest of several requests; wakes the loop only if it sleeps past `ns`. The loop clears
+// its request before calling the hook, so the hook must ask again for its next time.
+void request_clock(cpu_info* ci, std::int64_t ns);
+
+runtime& runtime_of(const cpu_info* ci);
+// The CPU whose loop thread this is, or nullptr on any other thread (unlike curcpu(), which
+// also answers for foreign threads).
+cpu_info* this_thread_cpu();
+std::int64_t now_ns();               // steady_clock, nanoseconds since its epoch
+std::int64_t epoch_ns(runtime& rt);  // when the runtime was created: its tick 0
+
+// Per-runtime state of a higher layer: created on first use by `create`, destroyed by
+// `destroy` when the runtime is destroyed (after its CPUs have stopped), highest layer first.
+enum class layer : unsigned { callout = 0, workqueue, kcont, net, count };
+void* layer_state(runtime& rt, layer which, void* (*create)(runtime&), void (*destroy)(void*));
+
+}  // namespace kcont::machine

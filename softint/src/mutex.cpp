@@ -1,0 +1,49 @@
+// kmutex_t: std::mutex plus an owner tag.
+#include <kcont/mutex.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+thread_local char tl_owner_tag;  // its address identifies this thread
+
+[[noreturn]] void misuse(const char* what, const kmutex_t* m) {
+  std::fprintf(stderr, "kcont: mutex misuse: %s (kmutex %p)\n", what, static_cast<const void*>(m));
+  std::abort();
+}
+
+}  // namespace
+
+void mutex_init(kmutex_t* m, int, int) {
+  m->owner.store(nullptr, std::memory_order_relaxed);
+}
+
+void mutex_destroy(kmutex_t* m) {
+  if (m->owner.load(std::memory_order_relaxed) != nullptr)
+    misuse("mutex_destroy of a held mutex", m);
+}
+
+void mutex_enter(kmutex_t* m) {
+  if (m->owner.load(std::memory_order_relaxed) == &tl_owner_tag)
+    misuse("mutex_enter of a mutex this thread already holds", m);
+  m->m.lock();
+  m->owner.store(&tl_owner_tag, std::memory_order_relaxed);
+}
+
+bool mutex_tryenter(kmutex_t* m) {
+  if (!m->m.try_lock()) return false;
+  m->owner.store(&tl_owner_tag, std::memory_order_relaxed);
+  return true;
+}
+
+void mutex_exit(kmutex_t* m) {
+  if (m->owner.load(std::memory_order_relaxed) != &tl_owner_tag)
+    misuse("mutex_exit by a thread that does not hold it", m);
+  m->owner.store(nullptr, std::memory_order_relaxed);
+  m->m.unlock();
+}
+
+bool mutex_owned(const kmutex_t* m) {
+  return m->owner.load(std::memory_order_relaxed) == &tl_owner_tag;
+}
