@@ -22,23 +22,10 @@
 #include <mutex>
 #include <new>
 
+#include "alloc_count.h"
 #include "bench_util.h"
 
 using namespace kcont_bench;
-
-// ---- allocation counting: every operator new in this process is counted ----------------------
-static std::atomic<std::uint64_t> g_allocs{0};
-void* operator new(std::size_t n) {
-  g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -224,11 +211,11 @@ template <class F>
 cost time_ops(F&& op) {
   cost c;
   for (int r = 0; r < kCostReps; ++r) {
-    std::uint64_t a0 = g_allocs.load();
+    std::uint64_t a0 = allocations();
     std::int64_t t0 = now_ns();
     for (int i = 0; i < kCostOps; ++i) op();
     std::int64_t t1 = now_ns();
-    c.allocations += g_allocs.load() - a0;
+    c.allocations += allocations() - a0;
     c.ns_per_op.push_back(static_cast<double>(t1 - t0) / kCostOps);
   }
   return c;
