@@ -3,6 +3,7 @@
 // (evtimer_add + evtimer_del), in the same run; bytes per pending timer; and firing lateness
 // (fire time - deadline) of 10^4 callouts spread over 1-100 ms.
 #include <kcont/callout.h>
+#include <kcont/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -11,12 +12,14 @@
 #endif
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <new>
 #include <random>
 
 #include "alloc_count.h"
 #include "bench_util.h"
+#include "latency_harness.h"
 
 using namespace kcont_bench;
 
@@ -116,7 +119,10 @@ cost bench_libevent(std::size_t pending, int pairs) {
 #endif
 
 // 10^4 callouts with deadlines spread over 1-100 ms; lateness = fire time - deadline.
-std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& early) {
+// `beyond_tick` gets fire time - start of the tick the callout was due in (hz 1000 only): the
+// part of the lateness that is not tick rounding, i.e. the wake-up and the dispatch.
+std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& early,
+                                   std::vector<double>& beyond_tick) {
   kcont::runtime_scope scope(rt);
   struct item {
     callout c;
@@ -135,15 +141,26 @@ std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& earl
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::vector<double> late;
+  std::map<std::int64_t, std::int64_t> first_in_tick;
   early = 0;
   for (auto& it : items) {
     std::int64_t f = it.fired.load();
     if (f == 0) continue;
     if (f < it.deadline) ++early;
     late.push_back(static_cast<double>(f - it.deadline));
+    const std::int64_t epoch = kcont::machine::epoch_ns(rt), tick = 1'000'000'000 / rt.hz();
+    std::int64_t boundary = epoch + (it.deadline - epoch + tick - 1) / tick * tick;
+    beyond_tick.push_back(static_cast<double>(f - boundary));
+    auto& m = first_in_tick[boundary];
+    if (m == 0 || f - boundary < m) m = f - boundary;
     callout_halt(&it.c, nullptr);
     callout_destroy(&it.c);
   }
+  std::vector<double> firsts;
+  for (auto& [b, m] : first_in_tick) firsts.push_back(static_cast<double>(m));
+  auto fp = summarize(firsts);
+  std::printf("  (first callout of each tick: fire - boundary p50 %.0f us, p99 %.0f us)\n",
+              fp.p50 / 1000, fp.p99 / 1000);
   return late;
 }
 
@@ -209,11 +226,28 @@ int main(int argc, char** argv) {
   rep.add("callout.bytes_per_pending", static_cast<double>(sizeof(callout)), "bytes");
 
   std::int64_t early = 0;
-  auto late = summarize(bench_lateness(rt, 10000, early));
-  std::printf(
-      "\nfiring lateness, 10^4 callouts over 1-100 ms (hz=%u): p50 %.0f us, p99 %.0f us, "
-      "max %.0f us; early: %lld\n",
-      rt.hz(), late.p50 / 1000, late.p99 / 1000, late.max / 1000, static_cast<long long>(early));
+  std::vector<double> beyond_v;
+  auto late = summarize(bench_lateness(rt, 10000, early, beyond_v));
+  auto beyond = summarize(beyond_v);
+  latency_options fo;
+  fo.samples = quick ? 1000 : 3000;
+  fo.gap_us = 1000;  // idle as long as a CPU waiting for its next tick, so the same C-states
+  auto floor = summarize(bench_eventfd_floor(fo));
+  const double tick_us = 1e6 / rt.hz();
+  std::printf("\nfiring lateness, 10^4 callouts over 1-100 ms (hz=%u, tick %.0f us):\n", rt.hz(),
+              tick_us);
+  std::printf("  fire - deadline:        p50 %6.0f us  p99 %6.0f us  max %6.0f us  early: %lld\n",
+              late.p50 / 1000, late.p99 / 1000, late.max / 1000, static_cast<long long>(early));
+  std::printf("  fire - tick boundary:   p50 %6.0f us  p99 %6.0f us  max %6.0f us\n",
+              beyond.p50 / 1000, beyond.p99 / 1000, beyond.max / 1000);
+  std::printf("  idle wake (eventfd):    p50 %6.0f us  p99 %6.0f us\n", floor.p50 / 1000,
+              floor.p99 / 1000);
+  std::printf("  bar: p99 %.0f us <= tick + idle-wake p99 = %.0f us: %s\n", late.p99 / 1000,
+              tick_us + floor.p99 / 1000,
+              late.p99 <= tick_us * 1000 + floor.p99 ? "met" : "NOT met");
+  rep.add("callout.lateness.beyond_tick.p50", beyond.p50, "ns");
+  rep.add("callout.lateness.beyond_tick.p99", beyond.p99, "ns");
+  rep.add("callout.floor_eventfd.p99", floor.p99, "ns");
   rep.add("callout.lateness.p50", late.p50, "ns");
   rep.add("callout.lateness.p99", late.p99, "ns");
   rep.add("callout.lateness.max", late.max, "ns");

@@ -24,62 +24,13 @@
 
 #include "alloc_count.h"
 #include "bench_util.h"
+#include "latency_harness.h"
 
 using namespace kcont_bench;
 
 namespace {
 
-struct options {
-  int samples = 20000;
-  int gap_us = 30;
-  std::string json;
-};
-
-// The receiver's side of one sample.
-struct probe {
-  std::atomic<std::int64_t> t1{0};
-  std::atomic<bool> done{false};
-  void hit() {
-    t1.store(now_ns(), std::memory_order_relaxed);
-    done.store(true, std::memory_order_release);
-  }
-};
-
-// Runs `samples` one-way samples: fire() must cause probe.hit() on the receiver.
-std::vector<double> one_way(const options& o, probe& pr, const std::function<void()>& fire) {
-  std::vector<double> v;
-  v.reserve(o.samples);
-  for (int i = 0; i < o.samples + o.samples / 10; ++i) {  // the first 10% warm up
-    pr.done.store(false, std::memory_order_relaxed);
-    std::int64_t t0 = now_ns();
-    fire();
-    while (!pr.done.load(std::memory_order_acquire)) {
-    }
-    if (i >= o.samples / 10) v.push_back(static_cast<double>(pr.t1.load() - t0));
-    spin_for(o.gap_us * 1000LL);
-  }
-  return v;
-}
-
-std::vector<double> bench_eventfd_floor(const options& o) {
-  probe pr;
-  int efd = ::eventfd(0, EFD_CLOEXEC);
-  std::atomic<bool> quit{false};
-  std::thread rx([&] {
-    pin_this_thread(1);
-    std::uint64_t v;
-    while (::read(efd, &v, sizeof v) == sizeof v && !quit.load()) pr.hit();
-  });
-  std::uint64_t one = 1;
-  auto v = one_way(o, pr, [&] { [[maybe_unused]] auto r = ::write(efd, &one, sizeof one); });
-  quit = true;
-  [[maybe_unused]] auto r = ::write(efd, &one, sizeof one);
-  rx.join();
-  ::close(efd);
-  return v;
-}
-
-std::vector<double> bench_asio_post(const options& o) {
+std::vector<double> bench_asio_post(const latency_options& o) {
   probe pr;
   boost::asio::io_context ioc(1);
   auto guard = boost::asio::make_work_guard(ioc);
@@ -94,7 +45,7 @@ std::vector<double> bench_asio_post(const options& o) {
   return v;
 }
 
-std::vector<double> bench_condvar(const options& o) {
+std::vector<double> bench_condvar(const latency_options& o) {
   probe pr;
   std::mutex mu;
   std::condition_variable cv;
@@ -130,7 +81,7 @@ void hit_probe(void* a) {
   static_cast<probe*>(a)->hit();
 }
 
-std::vector<double> bench_softint_cross_idle(const options& o, kcont::runtime& rt) {
+std::vector<double> bench_softint_cross_idle(const latency_options& o, kcont::runtime& rt) {
   probe pr;
   void* si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, hit_probe, &pr);
   cpu_info* target = rt.cpu(1);
@@ -141,7 +92,7 @@ std::vector<double> bench_softint_cross_idle(const options& o, kcont::runtime& r
 
 // CPU 1 is kept busy by a CLOCK-level softint that spins 2 µs and re-schedules itself; the
 // measured NET softint runs as soon as the current busy handler returns (no wake-up needed).
-std::vector<double> bench_softint_cross_busy(const options& o, kcont::runtime& rt) {
+std::vector<double> bench_softint_cross_busy(const latency_options& o, kcont::runtime& rt) {
   probe pr;
   struct busy_ctx {
     void* self;
@@ -157,7 +108,7 @@ std::vector<double> bench_softint_cross_busy(const options& o, kcont::runtime& r
       &busy);
   softint_schedule_cpu(busy.self, rt.cpu(1));
   void* si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, hit_probe, &pr);
-  options busy_o = o;
+  latency_options busy_o = o;
   busy_o.gap_us = 5;
   auto v = one_way(busy_o, pr, [&] { softint_schedule_cpu(si, rt.cpu(1)); });
   busy.on = false;
@@ -167,7 +118,7 @@ std::vector<double> bench_softint_cross_busy(const options& o, kcont::runtime& r
 }
 
 // A driver softint on CPU 1 stamps t0 and schedules the measured softint on its own CPU.
-std::vector<double> bench_softint_same_cpu(const options& o, kcont::runtime& rt) {
+std::vector<double> bench_softint_same_cpu(const latency_options& o, kcont::runtime& rt) {
   struct ctx {
     probe pr;
     void* measured;
@@ -309,7 +260,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  options o;
+  latency_options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {

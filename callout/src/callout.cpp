@@ -79,8 +79,13 @@ struct callout_state {
   std::vector<std::unique_ptr<callout_cpu>> cpus;
   void* softclock = nullptr;
 
+  // A tick is a whole number of nanoseconds when hz divides 10^9 (every usual hz); then the
+  // arithmetic below is one 64-bit division. Otherwise it falls back to 128-bit products.
+  std::int64_t ns_per_tick = 0;
+
   // Ticks since the epoch, as a 64-bit count (no wrap) and as the 32-bit kernel counter.
   std::int64_t tick_count(std::int64_t ns) const {
+    if (ns_per_tick != 0) return (ns - epoch) / ns_per_tick;
     return static_cast<std::int64_t>(static_cast<__int128>(ns - epoch) * hz / 1'000'000'000);
   }
   std::uint32_t ticks32(std::int64_t count) const {
@@ -88,8 +93,13 @@ struct callout_state {
   }
   // The time tick `count` begins, rounded up so that reaching it means the tick has come.
   std::int64_t tick_ns(std::int64_t count) const {
+    if (ns_per_tick != 0) return epoch + count * ns_per_tick;
     __int128 n = static_cast<__int128>(count) * 1'000'000'000 + hz - 1;
     return epoch + static_cast<std::int64_t>(n / hz);
+  }
+  // The 64-bit count of a 32-bit tick `t`, taken as the nearest one to `near` (a count).
+  std::int64_t count_of(std::uint32_t t, std::int64_t near) const {
+    return near + static_cast<std::int32_t>(t - ticks32(near));
   }
   callout_cpu& of(const cpu_info* ci) const { return *cpus[cpu_index(ci)]; }
 };
@@ -103,6 +113,7 @@ void* create_state(runtime& rt) {
   st->epoch = machine::epoch_ns(rt);
   st->hz = rt.hz();
   st->initial_ticks = rt.config().initial_ticks;
+  if (1'000'000'000 % st->hz == 0) st->ns_per_tick = 1'000'000'000 / st->hz;
   std::uint32_t start = st->ticks32(st->tick_count(machine::now_ns()));
   for (unsigned i = 0; i < rt.ncpu(); ++i)
     st->cpus.push_back(std::make_unique<callout_cpu>(rt.cpu(i), start));
@@ -150,10 +161,8 @@ callout_cpu& callout_lock(const callout* c, std::unique_lock<std::mutex>& lk) {
   }
 }
 
-// Asks ci's loop to run the clock hook when `due` (a 32-bit tick) begins.
-void request_tick(callout_state& st, cpu_info* ci, std::uint32_t due) {
-  std::int64_t now_count = st.tick_count(machine::now_ns());
-  std::int64_t count = now_count + static_cast<std::int32_t>(due - st.ticks32(now_count));
+// Asks ci's loop to run the clock hook when tick `count` begins.
+void request_tick(callout_state& st, cpu_info* ci, std::int64_t count) {
   machine::request_clock(ci, st.tick_ns(count));
 }
 
@@ -172,34 +181,43 @@ bool stop_locked(callout_cpu& cc, callout* c) {
   return expired;
 }
 
-// The first tick at which a callout reset now with `ticks` may fire: at least `ticks` whole
-// tick periods from now (never early), clamped to half the 32-bit tick space.
-std::uint32_t due_tick(const callout_state& st, int ticks) {
+// The first tick at which a callout reset at `now` with `ticks` may fire: at least `ticks`
+// whole tick periods later (never early), clamped to half the 32-bit tick space.
+std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
   constexpr std::int64_t kMaxTicks = INT32_MAX / 2;
   std::int64_t n = ticks <= 0 ? 1 : std::min<std::int64_t>(ticks, kMaxTicks);
-  std::int64_t now = machine::now_ns();
-  std::int64_t due_ns = now + static_cast<std::int64_t>(
-                                  (static_cast<__int128>(n) * 1'000'000'000 + st.hz - 1) / st.hz);
-  // Smallest tick whose start is >= due_ns.
-  std::int64_t count = st.tick_count(due_ns);
-  if (st.tick_ns(count) < due_ns) ++count;
-  return st.ticks32(count);
+  std::int64_t due_ns =
+      now + (st.ns_per_tick != 0
+                 ? n * st.ns_per_tick
+                 : static_cast<std::int64_t>(
+                       (static_cast<__int128>(n) * 1'000'000'000 + st.hz - 1) / st.hz));
+  std::int64_t count = st.tick_count(due_ns);  // the tick containing due_ns...
+  if (st.tick_ns(count) < due_ns) ++count;     // ...or the next one unless it starts exactly there
+  return count;
 }
 
-void insert_locked(callout_state& st, callout_cpu& cc, callout* c, std::uint32_t due) {
-  c->c_time = due;
+void insert_locked(callout_state& st, callout_cpu& cc, callout* c, std::int64_t due) {
+  c->c_time = st.ticks32(due);
   c->c_flags |= F_PENDING;
   cc.wheel.insert(c);
-  request_tick(st, cc.ci, c->c_time);
+  request_tick(st, cc.ci, due);
 }
 
-void schedule(callout* c, int ticks) {
-  cpu_info* here = curcpu();
+// callout_schedule, and callout_reset when func is not NULL (set under the same lock).
+void schedule(callout* c, int ticks, void (*func)(void*), void* arg) {
+  const std::int64_t now = machine::now_ns();
+  cpu_info* here = nullptr;  // the caller's CPU, looked up only if the callout may migrate
   for (;;) {
     std::unique_lock<std::mutex> lk;
     callout_cpu& cc = callout_lock(c, lk);
     callout_state& st = state_of(machine::runtime_of(cc.ci));
-    std::uint32_t due = due_tick(st, ticks);
+    const std::int64_t due = due_count(st, ticks, now);
+    if (func != nullptr) {
+      c->c_func = func;
+      c->c_arg = arg;
+    } else if (c->c_func == nullptr) {
+      misuse("callout_schedule before callout_setfunc", c);
+    }
     c->c_flags &= ~(F_EXPIRED | F_INVOKING);
     if (c->c_flags & F_PENDING) {  // stays on its CPU
       unlink_pending(cc, c);
@@ -208,9 +226,9 @@ void schedule(callout* c, int ticks) {
     }
     // NetBSD's migration rule: an unbound callout that is not running moves to the caller's
     // CPU (of the same runtime).
-    bool migrate = !(c->c_flags & F_BOUND) && cc.running != c && here != cc.ci &&
-                   &machine::runtime_of(here) == st.rt;
-    if (!migrate) {
+    bool may_migrate = !(c->c_flags & F_BOUND) && cc.running != c;
+    if (may_migrate && here == nullptr) here = curcpu();
+    if (!may_migrate || here == cc.ci || &machine::runtime_of(here) != st.rt) {
       insert_locked(st, cc, c, due);
       return;
     }
@@ -224,7 +242,6 @@ void schedule(callout* c, int ticks) {
       std::unique_lock<std::mutex> a(*first), b(*second);
       if (cpu_of(c) != cc.ci || (c->c_flags & F_PENDING) || cc.running == c) continue;
       set_cpu(c, here);
-      c->c_flags &= ~(F_EXPIRED | F_INVOKING);
       insert_locked(st, to, c, due);
       return;
     }
@@ -320,19 +337,12 @@ void callout_setfunc(callout* c, void (*func)(void*), void* arg) {
 void callout_reset(callout* c, int ticks, void (*func)(void*), void* arg) {
   check(c);
   if (func == nullptr) misuse("callout_reset with a NULL function", c);
-  {
-    std::unique_lock<std::mutex> lk;
-    callout_lock(c, lk);
-    c->c_func = func;
-    c->c_arg = arg;
-  }
-  schedule(c, ticks);
+  schedule(c, ticks, func, arg);
 }
 
 void callout_schedule(callout* c, int ticks) {
   check(c);
-  if (c->c_func == nullptr) misuse("callout_schedule before callout_setfunc", c);
-  schedule(c, ticks);
+  schedule(c, ticks, nullptr, nullptr);
 }
 
 bool callout_stop(callout* c) {
@@ -421,7 +431,7 @@ void callout_bind(callout* c, cpu_info* ci) {
     set_cpu(c, ci);
     if (pending) {  // keeps its due tick on the new wheel
       to.wheel.insert(c);
-      request_tick(st, ci, c->c_time);
+      request_tick(st, ci, st.count_of(c->c_time, st.tick_count(kcont::machine::now_ns())));
     }
     return;
   }

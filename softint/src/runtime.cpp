@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -118,6 +119,8 @@ void runtime_impl::loop_main(cpu_info* ci) {
   char name[16];
   std::snprintf(name, sizeof name, "kcont/cpu%u", ci->index);
   ::pthread_setname_np(::pthread_self(), name);
+  // The default 50 us timer slack would let the kernel fire a CPU's clock deadline late.
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   if (config.pin_threads) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -1,0 +1,70 @@
+// The one-way latency harness every latency benchmark shares, and its floor: an eventfd write
+// to a thread blocked in read(2) on another core (the cost of one idle wake-up).
+#pragma once
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+
+namespace kcont_bench {
+
+struct latency_options {
+  int samples = 20000;
+  int gap_us = 30;
+  std::string json;
+};
+
+// The receiver's side of one sample.
+struct probe {
+  std::atomic<std::int64_t> t1{0};
+  std::atomic<bool> done{false};
+  void hit() {
+    t1.store(now_ns(), std::memory_order_relaxed);
+    done.store(true, std::memory_order_release);
+  }
+};
+
+// Runs `samples` one-way samples: fire() must cause probe.hit() on the receiver.
+inline std::vector<double> one_way(const latency_options& o, probe& pr,
+                                   const std::function<void()>& fire) {
+  std::vector<double> v;
+  v.reserve(o.samples);
+  for (int i = 0; i < o.samples + o.samples / 10; ++i) {  // the first 10% warm up
+    pr.done.store(false, std::memory_order_relaxed);
+    std::int64_t t0 = now_ns();
+    fire();
+    while (!pr.done.load(std::memory_order_acquire)) {
+    }
+    if (i >= o.samples / 10) v.push_back(static_cast<double>(pr.t1.load() - t0));
+    spin_for(o.gap_us * 1000LL);
+  }
+  return v;
+}
+
+inline std::vector<double> bench_eventfd_floor(const latency_options& o) {
+  probe pr;
+  int efd = ::eventfd(0, EFD_CLOEXEC);
+  std::atomic<bool> quit{false};
+  std::thread rx([&] {
+    pin_this_thread(1);
+    std::uint64_t v;
+    while (::read(efd, &v, sizeof v) == sizeof v && !quit.load()) pr.hit();
+  });
+  std::uint64_t one = 1;
+  auto v = one_way(o, pr, [&] { [[maybe_unused]] auto r = ::write(efd, &one, sizeof one); });
+  quit = true;
+  [[maybe_unused]] auto r = ::write(efd, &one, sizeof one);
+  rx.join();
+  ::close(efd);
+  return v;
+}
+
+}  // namespace kcont_bench
