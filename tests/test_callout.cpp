@@ -18,12 +18,6 @@ using kcont_test::wait_until;
 
 namespace {
 
-kcont::runtime_config cfg2() {
-  kcont::runtime_config c;
-  c.ncpu = 2;
-  return c;
-}
-
 struct probe {
   callout* c = nullptr;
   std::atomic<int> runs{0};
@@ -38,6 +32,18 @@ struct probe {
     p->cpu = static_cast<int>(cpu_index(curcpu()));
     p->fired_at = std::chrono::steady_clock::now().time_since_epoch().count();
     ++p->runs;
+  }
+};
+
+// Two CPUs, current on this thread, and one initialised callout with a probe as its argument.
+struct one_callout {
+  kcont::runtime rt{kcont_test::cpus(2)};
+  kcont::runtime_scope scope{rt};
+  callout c;
+  probe p;
+  one_callout() {
+    callout_init(&c, CALLOUT_MPSAFE);
+    p.c = &c;
   }
 };
 
@@ -67,13 +73,7 @@ TEST_CASE("sizeof(struct callout) fits a cache line") {
   CHECK(sizeof(callout) <= 64);
 }
 
-TEST_CASE("a reset callout fires once, never early, with NetBSD's states") {
-  kcont::runtime rt(cfg2());
-  kcont::runtime_scope scope(rt);
-  callout c;
-  callout_init(&c, CALLOUT_MPSAFE);
-  probe p;
-  p.c = &c;
+TEST_CASE_FIXTURE(one_callout, "a reset callout fires once, never early, with NetBSD's states") {
   CHECK_FALSE(callout_pending(&c));
   CHECK_FALSE(callout_active(&c));
   auto t0 = std::chrono::steady_clock::now();
@@ -101,13 +101,7 @@ TEST_CASE("a reset callout fires once, never early, with NetBSD's states") {
   callout_destroy(&c);
 }
 
-TEST_CASE("callout_stop of a pending callout cancels it and returns false") {
-  kcont::runtime rt(cfg2());
-  kcont::runtime_scope scope(rt);
-  callout c;
-  callout_init(&c, CALLOUT_MPSAFE);
-  probe p;
-  p.c = &c;
+TEST_CASE_FIXTURE(one_callout, "callout_stop of a pending callout cancels it and returns false") {
   callout_reset(&c, 30, probe::run, &p);
   CHECK_FALSE(callout_stop(&c));
   CHECK_FALSE(callout_pending(&c));
@@ -116,13 +110,7 @@ TEST_CASE("callout_stop of a pending callout cancels it and returns false") {
   callout_destroy(&c);
 }
 
-TEST_CASE("callout_reset of a pending callout moves its time; it fires once") {
-  kcont::runtime rt(cfg2());
-  kcont::runtime_scope scope(rt);
-  callout c;
-  callout_init(&c, CALLOUT_MPSAFE);
-  probe p;
-  p.c = &c;
+TEST_CASE_FIXTURE(one_callout, "callout_reset of a pending callout moves its time; it fires once") {
   callout_setfunc(&c, probe::run, &p);
   callout_schedule(&c, 10000);
   auto t0 = std::chrono::steady_clock::now();
@@ -135,7 +123,7 @@ TEST_CASE("callout_reset of a pending callout moves its time; it fires once") {
 }
 
 TEST_CASE("ticks <= 0 count as one tick; mstohz rounds up; hztoms") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   CHECK(mstohz(1) == 1);
   CHECK(mstohz(0) == 0);
@@ -153,7 +141,7 @@ TEST_CASE("ticks <= 0 count as one tick; mstohz rounds up; hztoms") {
 }
 
 TEST_CASE("a callout re-armed inside its handler fires again") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   struct ctx {
     callout c;
@@ -175,7 +163,7 @@ TEST_CASE("a callout re-armed inside its handler fires again") {
 }
 
 TEST_CASE("callouts due in the same tick run in the order they were armed") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   struct rec {
     std::mutex mu;
@@ -211,13 +199,9 @@ TEST_CASE("callouts due in the same tick run in the order they were armed") {
   for (auto& c : cs) callout_destroy(&c);
 }
 
-TEST_CASE("migration: an unbound idle callout moves to the CPU that resets it; bind pins it") {
-  kcont::runtime rt(cfg2());
-  kcont::runtime_scope scope(rt);
-  callout c;
-  callout_init(&c, CALLOUT_MPSAFE);
-  probe p;
-  p.c = &c;
+TEST_CASE_FIXTURE(
+    one_callout,
+    "migration: an unbound idle callout moves to the CPU that resets it; bind pins it") {
   on_cpu(rt, 1, [&] { callout_reset(&c, 1, probe::run, &p); });
   REQUIRE(wait_until([&] { return p.runs == 1; }));
   CHECK(p.cpu == 1);
@@ -237,7 +221,7 @@ TEST_CASE("migration: an unbound idle callout moves to the CPU that resets it; b
 }
 
 TEST_CASE("callout_halt waits for a running handler") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   struct ctx {
     std::atomic<bool> inside{false}, finished{false};
@@ -260,7 +244,7 @@ TEST_CASE("callout_halt waits for a running handler") {
 }
 
 TEST_CASE("callout_halt against a handler that re-arms itself: nothing runs after it returns") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   for (int round = 0; round < 20; ++round) {
     struct ctx {
@@ -296,7 +280,7 @@ TEST_CASE("callout_halt against a handler that re-arms itself: nothing runs afte
 }
 
 TEST_CASE("callout_halt and callout_stop from several threads at once") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   struct ctx {
     callout c;
@@ -335,7 +319,7 @@ TEST_CASE("callout_halt and callout_stop from several threads at once") {
 }
 
 TEST_CASE("reset from a foreign thread while the handler runs: it fires again afterwards") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   struct ctx {
     std::atomic<int> runs{0};
@@ -363,7 +347,7 @@ TEST_CASE("reset from a foreign thread while the handler runs: it fires again af
 }
 
 TEST_CASE("halt and destroy from inside the callout's own handler are safe") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   struct ctx {
     callout* c;
@@ -390,7 +374,7 @@ TEST_CASE("halt and destroy from inside the callout's own handler are safe") {
 }
 
 TEST_CASE("callouts fire across the 32-bit tick wrap") {
-  kcont::runtime_config c = cfg2();
+  kcont::runtime_config c = kcont_test::cpus(2);
   c.initial_ticks = 0xffffffffu - 40;
   kcont::runtime rt(c);
   kcont::runtime_scope scope(rt);
@@ -412,7 +396,7 @@ TEST_CASE("callouts fire across the 32-bit tick wrap") {
 }
 
 TEST_CASE("tickless: 10^4 callouts due in an hour cause no wake-ups") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   std::vector<callout> cs(10000);
   probe p;
@@ -437,7 +421,7 @@ TEST_CASE("tickless: 10^4 callouts due in an hour cause no wake-ups") {
 }
 
 TEST_CASE("handlers without CALLOUT_MPSAFE run under the kernel lock") {
-  kcont::runtime rt(cfg2());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   callout c;
   callout_init(&c, 0);
@@ -466,4 +450,44 @@ TEST_CASE("handlers without CALLOUT_MPSAFE run under the kernel lock") {
   CHECK(got);
   callout_halt(&c, nullptr);
   callout_destroy(&c);
+}
+
+TEST_CASE("kcont::callout: chrono durations rounded up, never early; destructor halts") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  std::atomic<int> runs{0};
+  std::atomic<std::int64_t> fired{0};
+  {
+    kcont::callout t(rt, [&] {
+      fired = std::chrono::steady_clock::now().time_since_epoch().count();
+      ++runs;
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    t.schedule(std::chrono::microseconds(2500));  // 2.5 ms -> 3 ticks at hz 1000
+    CHECK(t.pending());
+    REQUIRE(wait_until([&] { return runs == 1; }));
+    CHECK(std::chrono::steady_clock::duration(fired.load()) - t0.time_since_epoch() >=
+          std::chrono::microseconds(2500));
+    CHECK(t.expired());
+    CHECK(t.invoking());
+    t.ack();
+    CHECK_FALSE(t.invoking());
+    t.schedule(std::chrono::hours(1));
+    CHECK(t.pending());
+    CHECK_FALSE(t.stop());
+    CHECK_FALSE(t.active());
+    t.bind(rt.cpu(1));
+    t.schedule_ticks(1);
+    REQUIRE(wait_until([&] { return runs == 2; }));
+  }
+  std::atomic<bool> inside{false}, finished{false};
+  {
+    kcont::callout t(rt, [&] {
+      inside = true;
+      std::this_thread::sleep_for(50ms);
+      finished = true;
+    });
+    t.schedule(1ms);
+    REQUIRE(wait_until([&] { return inside.load(); }));
+  }  // the destructor waits for the running handler
+  CHECK(finished);
 }

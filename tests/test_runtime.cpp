@@ -14,16 +14,10 @@
 using namespace std::chrono_literals;
 using kcont_test::wait_until;
 
-namespace {
-kcont::runtime_config two_cpus() {
-  kcont::runtime_config c;
-  c.ncpu = 2;
-  return c;
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("a runtime has the configured CPUs, indexed 0..ncpu-1") {
-  kcont::runtime rt(two_cpus());
+  kcont::runtime rt(kcont_test::cpus(2));
   CHECK(rt.running());
   CHECK(rt.ncpu() == 2);
   CHECK(rt.hz() == 1000);
@@ -40,10 +34,10 @@ TEST_CASE("a runtime has the configured CPUs, indexed 0..ncpu-1") {
 }
 
 TEST_CASE("bad configurations are refused with a clear error") {
-  kcont::runtime_config c = two_cpus();
+  kcont::runtime_config c = kcont_test::cpus(2);
   c.hz = 0;
   CHECK_THROWS_AS(kcont::runtime{c}, std::invalid_argument);
-  c = two_cpus();
+  c = kcont_test::cpus(2);
   c.ncpu = 5000;
   CHECK_THROWS_AS(kcont::runtime{c}, std::invalid_argument);
   kcont::backend_kind k;
@@ -60,7 +54,7 @@ TEST_CASE("ncpu 0 means the host's online CPUs") {
 }
 
 TEST_CASE("curcpu() on a CPU thread is that CPU; on a foreign thread it is in range") {
-  kcont::runtime rt(two_cpus());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   std::atomic<cpu_info*> seen[2] = {nullptr, nullptr};
   std::atomic<bool> interrupt_ctx[2] = {false, false};
@@ -103,14 +97,14 @@ TEST_CASE("percpu<T> gives each CPU its own cache line") {
   std::uint64_t sum = 0;
   p.for_each([&](unsigned, std::uint64_t& v) { sum += v; });
   CHECK(sum == 7);
-  kcont::runtime rt(two_cpus());
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::percpu<int> q(rt);
   CHECK(q.size() == 2);
   CHECK(&q.get(rt.cpu(1)) == &q[1]);
 }
 
 TEST_CASE("stop drains queued work; work scheduled while stopped is parked and runs on start") {
-  kcont::runtime rt(two_cpus());
+  kcont::runtime rt(kcont_test::cpus(2));
   std::atomic<int> runs{0};
   void* si = softint_establish_rt(
       rt, SOFTINT_BIO | SOFTINT_MPSAFE, [](void* a) { ++*static_cast<std::atomic<int>*>(a); },
@@ -134,7 +128,7 @@ TEST_CASE("stop drains queued work; work scheduled while stopped is parked and r
 }
 
 TEST_CASE("stop gives up on a CPU that never goes quiet, reports it, and does not hang") {
-  kcont::runtime_config c = two_cpus();
+  kcont::runtime_config c = kcont_test::cpus(2);
   c.drain_timeout = 100ms;
   kcont::runtime rt(c);
   struct ctx {
@@ -161,7 +155,7 @@ TEST_CASE("stop gives up on a CPU that never goes quiet, reports it, and does no
 }
 
 TEST_CASE("stop() from one of the runtime's own CPU threads is refused, not a deadlock") {
-  kcont::runtime rt(two_cpus());
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     kcont::runtime* rt;
     std::atomic<int> result{-1};
@@ -181,7 +175,7 @@ TEST_CASE("stop() from one of the runtime's own CPU threads is refused, not a de
 }
 
 TEST_CASE("an idle runtime is tickless: no wake-ups while nothing is due") {
-  kcont::runtime rt(two_cpus());
+  kcont::runtime rt(kcont_test::cpus(2));
   // Let the loops settle into their first sleep.
   REQUIRE(wait_until([&] { return rt.stats().loop_sleeps >= 2; }));
   kcont::runtime_stats before = rt.stats();
@@ -194,8 +188,8 @@ TEST_CASE("an idle runtime is tickless: no wake-ups while nothing is due") {
 }
 
 TEST_CASE("runtime_scope selects the runtime kernel-style calls use on this thread") {
-  kcont::runtime a(two_cpus());
-  kcont::runtime b(two_cpus());
+  kcont::runtime a(kcont_test::cpus(2));
+  kcont::runtime b(kcont_test::cpus(2));
   {
     kcont::runtime_scope sa(a);
     CHECK(&kcont::runtime::current() == &a);
@@ -209,10 +203,10 @@ TEST_CASE("runtime_scope selects the runtime kernel-style calls use on this thre
 }
 
 TEST_CASE("runtime start/stop cycles leave no thread behind") {
-  { kcont::runtime warm_up(two_cpus()); }  // sanitizers start helper threads lazily
+  { kcont::runtime warm_up(kcont_test::cpus(2)); }  // sanitizers start helper threads lazily
   const int threads_before = kcont_test::process_threads();
   for (int i = 0; i < 50; ++i) {
-    kcont::runtime rt(two_cpus());
+    kcont::runtime rt(kcont_test::cpus(2));
     CHECK(kcont_test::process_threads() == threads_before + 2);
     rt.stop();
     // A joined thread's /proc entry can outlive the join by a moment: wait for it, briefly.

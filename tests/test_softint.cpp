@@ -16,12 +16,6 @@ using kcont_test::wait_until;
 
 namespace {
 
-kcont::runtime_config cpus(unsigned n) {
-  kcont::runtime_config c;
-  c.ncpu = n;
-  return c;
-}
-
 void bump(void* a) {
   static_cast<std::atomic<int>*>(a)->fetch_add(1);
 }
@@ -64,7 +58,7 @@ struct tagged {
 }  // namespace
 
 TEST_CASE("establish refuses unknown levels, unknown flags and a NULL function") {
-  kcont::runtime rt(cpus(1));
+  kcont::runtime rt(kcont_test::cpus(1));
   errno = 0;
   CHECK(softint_establish_rt(rt, 0x0007, bump, nullptr) == nullptr);
   CHECK(errno == EINVAL);
@@ -78,7 +72,7 @@ TEST_CASE("establish refuses unknown levels, unknown flags and a NULL function")
 }
 
 TEST_CASE("softint_schedule_cpu runs the handler on that CPU, in interrupt context") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     std::atomic<int> cpu{-1};
     std::atomic<bool> irq{false};
@@ -102,7 +96,7 @@ TEST_CASE("softint_schedule_cpu runs the handler on that CPU, in interrupt conte
 }
 
 TEST_CASE("softint_schedule from a foreign thread runs on the caller's current CPU") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   std::atomic<int> ran{0};
   void* si = softint_establish(SOFTINT_BIO | SOFTINT_MPSAFE, bump, &ran);
@@ -112,7 +106,7 @@ TEST_CASE("softint_schedule from a foreign thread runs on the caller's current C
 }
 
 TEST_CASE("scheduling an already-pending softint is coalesced into one run") {
-  kcont::runtime rt(cpus(1));
+  kcont::runtime rt(kcont_test::cpus(1));
   blocker b;
   std::atomic<int> runs{0};
   void* hold = softint_establish_rt(rt, SOFTINT_SERIAL | SOFTINT_MPSAFE, blocker::run, &b);
@@ -129,7 +123,7 @@ TEST_CASE("scheduling an already-pending softint is coalesced into one run") {
 }
 
 TEST_CASE("pending softints on one CPU run in strict level priority, FIFO within a level") {
-  kcont::runtime rt(cpus(1));
+  kcont::runtime rt(kcont_test::cpus(1));
   blocker b;
   order_log log;
   void* hold = softint_establish_rt(rt, SOFTINT_HARDINTR | SOFTINT_MPSAFE, blocker::run, &b);
@@ -151,7 +145,7 @@ TEST_CASE("pending softints on one CPU run in strict level priority, FIFO within
 }
 
 TEST_CASE("a higher level scheduled by a running handler runs before lower pending ones") {
-  kcont::runtime rt(cpus(1));
+  kcont::runtime rt(kcont_test::cpus(1));
   order_log log;
   struct ctx {
     order_log* log;
@@ -179,7 +173,7 @@ TEST_CASE("a higher level scheduled by a running handler runs before lower pendi
 }
 
 TEST_CASE("a softint scheduled while its handler runs runs again afterwards") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     std::atomic<int> runs{0};
     std::atomic<bool> inside{false};
@@ -204,7 +198,7 @@ TEST_CASE("a softint scheduled while its handler runs runs again afterwards") {
 }
 
 TEST_CASE("a handler that re-schedules itself runs once per re-schedule") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     void* self;
     std::atomic<int> runs{0};
@@ -224,7 +218,7 @@ TEST_CASE("a handler that re-schedules itself runs once per re-schedule") {
 }
 
 TEST_CASE("the same softint may run on two CPUs at once") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     std::atomic<int> inside{0};
     std::atomic<int> max_inside{0};
@@ -253,7 +247,7 @@ TEST_CASE("the same softint may run on two CPUs at once") {
 }
 
 TEST_CASE("handlers without SOFTINT_MPSAFE run under the kernel lock: never two at once") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     std::atomic<int> inside{0};
     std::atomic<int> overlaps{0};
@@ -281,7 +275,7 @@ TEST_CASE("handlers without SOFTINT_MPSAFE run under the kernel lock: never two 
 }
 
 TEST_CASE("softint_disestablish waits for a running handler") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     std::atomic<bool> inside{false};
     std::atomic<bool> finished{false};
@@ -302,7 +296,7 @@ TEST_CASE("softint_disestablish waits for a running handler") {
 }
 
 TEST_CASE("softint_disestablish discards a pending schedule: it never runs") {
-  kcont::runtime rt(cpus(1));
+  kcont::runtime rt(kcont_test::cpus(1));
   blocker b;
   std::atomic<int> runs{0};
   void* hold = softint_establish_rt(rt, SOFTINT_SERIAL | SOFTINT_MPSAFE, blocker::run, &b);
@@ -326,7 +320,7 @@ TEST_CASE("softint_disestablish discards a pending schedule: it never runs") {
 }
 
 TEST_CASE("a handler may disestablish its own softint; it never runs again") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   struct ctx {
     void* self;
     std::atomic<int> runs{0};
@@ -347,7 +341,7 @@ TEST_CASE("a handler may disestablish its own softint; it never runs again") {
 }
 
 TEST_CASE("a handler may disestablish another softint pending on its own CPU") {
-  kcont::runtime rt(cpus(1));
+  kcont::runtime rt(kcont_test::cpus(1));
   std::atomic<int> victim_runs{0};
   struct ctx {
     void* victim;
@@ -371,7 +365,7 @@ TEST_CASE("a handler may disestablish another softint pending on its own CPU") {
 }
 
 TEST_CASE("disestablish on a stopped runtime removes parked instances") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   std::atomic<int> runs{0};
   void* si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, bump, &runs);
   rt.stop();
@@ -386,7 +380,7 @@ TEST_CASE("disestablish on a stopped runtime removes parked instances") {
 }
 
 TEST_CASE("kcont::softint: RAII, any callable") {
-  kcont::runtime rt(cpus(2));
+  kcont::runtime rt(kcont_test::cpus(2));
   std::atomic<int> runs{0};
   {
     kcont::softint s(rt, SOFTINT_NET | SOFTINT_MPSAFE, [&] { ++runs; });

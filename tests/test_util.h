@@ -2,11 +2,19 @@
 #pragma once
 
 #include <dirent.h>
+#include <kcont/runtime.h>
 
 #include <chrono>
 #include <thread>
 
 namespace kcont_test {
+
+// A runtime config with `n` CPUs and everything else at its default.
+inline kcont::runtime_config cpus(unsigned n) {
+  kcont::runtime_config c;
+  c.ncpu = n;
+  return c;
+}
 
 // Polls `pred` until it holds or `timeout` passes; returns its last value. Tests use it to
 // wait for asynchronous work without assuming how long it takes (a timeout is a failure, not

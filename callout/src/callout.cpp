@@ -44,15 +44,15 @@ constexpr std::uint32_t F_EXPIRED = 0x0002;
 constexpr std::uint32_t F_INVOKING = 0x0004;
 constexpr std::uint32_t F_BOUND = 0x0200;
 
-static_assert(sizeof(callout) <= 64, "struct callout must fit a cache line");
+static_assert(sizeof(::callout) <= 64, "struct callout must fit a cache line");
 
-[[noreturn]] void misuse(const char* what, const callout* c) {
+[[noreturn]] void misuse(const char* what, const ::callout* c) {
   std::fprintf(stderr, "kcont: callout misuse: %s (callout %p)\n", what,
                static_cast<const void*>(c));
   std::abort();
 }
 
-void check(const callout* c) {
+void check(const ::callout* c) {
   if (c == nullptr) misuse("NULL callout", c);
   if (c->c_magic != kMagic)
     misuse(c->c_magic == kDestroyed ? "use of a destroyed callout"
@@ -67,7 +67,7 @@ struct alignas(64) callout_cpu {
   cpu_info* const ci;
   timing_wheel wheel;
   callout_list expired;  // due, waiting for softclock
-  callout* running = nullptr;
+  ::callout* running = nullptr;
   unsigned halt_waiters = 0;
 };
 
@@ -143,15 +143,15 @@ callout_state& state_of(runtime& rt) {
       machine::layer_state(rt, machine::layer::callout, create_state, destroy_state));
 }
 
-cpu_info* cpu_of(const callout* c) {
+cpu_info* cpu_of(const ::callout* c) {
   return std::atomic_ref<cpu_info* const>(c->c_cpu).load(std::memory_order_acquire);
 }
-void set_cpu(callout* c, cpu_info* ci) {
+void set_cpu(::callout* c, cpu_info* ci) {
   std::atomic_ref<cpu_info*>(c->c_cpu).store(ci, std::memory_order_release);
 }
 
 // Locks the wheel that owns c; returns it locked.
-callout_cpu& callout_lock(const callout* c, std::unique_lock<std::mutex>& lk) {
+callout_cpu& callout_lock(const ::callout* c, std::unique_lock<std::mutex>& lk) {
   for (;;) {
     cpu_info* ci = cpu_of(c);
     callout_cpu& cc = state_of(machine::runtime_of(ci)).of(ci);
@@ -167,14 +167,14 @@ void request_tick(callout_state& st, cpu_info* ci, std::int64_t count) {
 }
 
 // Takes c off whatever list holds it. c's wheel lock held; c PENDING.
-void unlink_pending(callout_cpu& cc, callout* c) {
+void unlink_pending(callout_cpu& cc, ::callout* c) {
   if (c->c_level == kOnExpiredList)
     cc.expired.erase(cc.expired.iterator_to(*c));
   else
     cc.wheel.remove(c);
 }
 
-bool stop_locked(callout_cpu& cc, callout* c) {
+bool stop_locked(callout_cpu& cc, ::callout* c) {
   bool expired = (c->c_flags & F_EXPIRED) != 0;
   if (c->c_flags & F_PENDING) unlink_pending(cc, c);
   c->c_flags &= ~(F_PENDING | F_EXPIRED);
@@ -196,7 +196,7 @@ std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
   return count;
 }
 
-void insert_locked(callout_state& st, callout_cpu& cc, callout* c, std::int64_t due) {
+void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_t due) {
   c->c_time = st.ticks32(due);
   c->c_flags |= F_PENDING;
   cc.wheel.insert(c);
@@ -204,7 +204,7 @@ void insert_locked(callout_state& st, callout_cpu& cc, callout* c, std::int64_t 
 }
 
 // callout_schedule, and callout_reset when func is not NULL (set under the same lock).
-void schedule(callout* c, int ticks, void (*func)(void*), void* arg) {
+void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
   const std::int64_t now = machine::now_ns();
   cpu_info* here = nullptr;  // the caller's CPU, looked up only if the callout may migrate
   for (;;) {
@@ -256,7 +256,7 @@ void softclock(void* arg) {
   callout_cpu& cc = st->of(curcpu());
   std::unique_lock<std::mutex> lk(cc.lock);
   while (!cc.expired.empty()) {
-    callout* c = &cc.expired.front();
+    ::callout* c = &cc.expired.front();
     cc.expired.pop_front();
     c->c_flags = (c->c_flags & ~F_PENDING) | F_EXPIRED | F_INVOKING;
     void (*func)(void*) = c->c_func;
@@ -284,7 +284,7 @@ void clock_hook(cpu_info* ci, std::int64_t now) {
     std::size_t before = cc.expired.empty() ? 0 : 1;
     callout_list fresh;
     cc.wheel.advance(t, fresh);
-    for (callout& c : fresh) c.c_level = kOnExpiredList;
+    for (::callout& c : fresh) c.c_level = kOnExpiredList;
     cc.expired.splice(cc.expired.end(), fresh);
     due = before != 0 || !cc.expired.empty();
     std::uint32_t next = cc.wheel.next_event();
@@ -301,7 +301,7 @@ void clock_hook(cpu_info* ci, std::int64_t now) {
 
 using namespace kcont::detail;
 
-void callout_init(callout* c, unsigned flags) {
+void callout_init(::callout* c, unsigned flags) {
   if (c == nullptr) misuse("NULL callout", c);
   if ((flags & ~CALLOUT_MPSAFE) != 0) misuse("callout_init with unknown flags", c);
   new (&c->c_link) boost::intrusive::list_member_hook<>();
@@ -316,7 +316,7 @@ void callout_init(callout* c, unsigned flags) {
   c->c_magic = kMagic;
 }
 
-void callout_destroy(callout* c) {
+void callout_destroy(::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_cpu& cc = callout_lock(c, lk);
@@ -326,7 +326,7 @@ void callout_destroy(callout* c) {
   c->c_magic = kDestroyed;
 }
 
-void callout_setfunc(callout* c, void (*func)(void*), void* arg) {
+void callout_setfunc(::callout* c, void (*func)(void*), void* arg) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
@@ -334,25 +334,25 @@ void callout_setfunc(callout* c, void (*func)(void*), void* arg) {
   c->c_arg = arg;
 }
 
-void callout_reset(callout* c, int ticks, void (*func)(void*), void* arg) {
+void callout_reset(::callout* c, int ticks, void (*func)(void*), void* arg) {
   check(c);
   if (func == nullptr) misuse("callout_reset with a NULL function", c);
   schedule(c, ticks, func, arg);
 }
 
-void callout_schedule(callout* c, int ticks) {
+void callout_schedule(::callout* c, int ticks) {
   check(c);
   schedule(c, ticks, nullptr, nullptr);
 }
 
-bool callout_stop(callout* c) {
+bool callout_stop(::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_cpu& cc = callout_lock(c, lk);
   return stop_locked(cc, c);
 }
 
-bool callout_halt(callout* c, kmutex_t* interlock) {
+bool callout_halt(::callout* c, kmutex_t* interlock) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_cpu* cc = &callout_lock(c, lk);
@@ -372,42 +372,42 @@ bool callout_halt(callout* c, kmutex_t* interlock) {
   return expired;
 }
 
-bool callout_pending(const callout* c) {
+bool callout_pending(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
   return (c->c_flags & F_PENDING) != 0;
 }
 
-bool callout_expired(const callout* c) {
+bool callout_expired(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
   return (c->c_flags & F_EXPIRED) != 0;
 }
 
-bool callout_invoking(const callout* c) {
+bool callout_invoking(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
   return (c->c_flags & F_INVOKING) != 0;
 }
 
-void callout_ack(callout* c) {
+void callout_ack(::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
   c->c_flags &= ~F_INVOKING;
 }
 
-bool callout_active(const callout* c) {
+bool callout_active(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
   return (c->c_flags & (F_PENDING | F_EXPIRED)) != 0;
 }
 
-void callout_bind(callout* c, cpu_info* ci) {
+void callout_bind(::callout* c, cpu_info* ci) {
   check(c);
   if (ci == nullptr) misuse("callout_bind to a NULL cpu_info", c);
   for (;;) {
@@ -455,3 +455,31 @@ int hztoms(int ticks) {
   std::int64_t ms = static_cast<std::int64_t>(ticks) * 1000 / hz;
   return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
 }
+
+// ---------------------------------------------------------------------------------------------
+
+namespace kcont {
+
+callout::callout(std::function<void()> fn, unsigned flags)
+    : callout(runtime::current(), std::move(fn), flags) {}
+
+callout::callout(runtime& rt, std::function<void()> fn, unsigned flags)
+    : fn_(std::move(fn)), hz_(rt.hz()) {
+  runtime_scope scope(rt);
+  callout_init(&c_, flags);
+}
+
+callout::~callout() {
+  callout_halt(&c_, nullptr);
+  callout_destroy(&c_);
+}
+
+int callout::ticks_for(std::chrono::nanoseconds d) const {
+  if (d.count() <= 0) return 1;
+  __int128 t = (static_cast<__int128>(d.count()) * hz_ + 999'999'999) / 1'000'000'000;
+  return t > INT32_MAX ? INT32_MAX : static_cast<int>(t);
+}
+
+void callout::trampoline(void* self) { static_cast<callout*>(self)->fn_(); }
+
+}  // namespace kcont

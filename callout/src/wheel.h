@@ -33,8 +33,8 @@
 namespace kcont::detail {
 
 using callout_list = boost::intrusive::list<
-    callout,
-    boost::intrusive::member_hook<callout, boost::intrusive::list_member_hook<>, &callout::c_link>,
+    ::callout,
+    boost::intrusive::member_hook<::callout, boost::intrusive::list_member_hook<>, &::callout::c_link>,
     boost::intrusive::constant_time_size<false>>;
 
 class timing_wheel {
@@ -50,13 +50,13 @@ class timing_wheel {
   std::uint64_t count() const { return count_; }
 
   // c->c_time must be set; a time before cur is treated as due at cur.
-  void insert(callout* c) {
+  void insert(::callout* c) {
     if (static_cast<std::int32_t>(c->c_time - cur_) < 0) c->c_time = cur_;
     place(c);
     ++count_;
   }
 
-  void remove(callout* c) {
+  void remove(::callout* c) {
     unsigned level = c->c_level, slot = digit(c->c_time, level);
     callout_list& b = buckets_[level][slot];
     b.erase(b.iterator_to(*c));
@@ -72,7 +72,7 @@ class timing_wheel {
       unsigned slot = cur_ & (kSlots - 1);
       callout_list& b = buckets_[0][slot];
       if (!b.empty()) {
-        for (callout& c : b) (void)c, --count_;
+        for (::callout& c : b) (void)c, --count_;
         out.splice(out.end(), b);
         clear_bit(0, slot);
       }
@@ -98,7 +98,7 @@ class timing_wheel {
     nonempty_[level][slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
   }
 
-  void place(callout* c) {
+  void place(::callout* c) {
     std::uint32_t diff = c->c_time ^ cur_;
     unsigned level = diff == 0 ? 0 : (31 - static_cast<unsigned>(std::countl_zero(diff))) / kBits;
     unsigned slot = digit(c->c_time, level);
@@ -120,7 +120,7 @@ class timing_wheel {
       moving.splice(moving.end(), buckets_[l][slot]);
       clear_bit(l, slot);
       while (!moving.empty()) {
-        callout& c = moving.front();
+        ::callout& c = moving.front();
         moving.pop_front();
         place(&c);
       }

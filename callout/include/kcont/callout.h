@@ -62,3 +62,43 @@ void callout_bind(callout* c, cpu_info* ci);
 std::uint32_t getticks();
 int mstohz(int ms);  // rounded up
 int hztoms(int ticks);
+
+namespace kcont {
+
+// RAII callout taking any callable, with std::chrono durations. A duration is rounded up to
+// whole ticks (at least one), so the callable never runs early. The destructor halts (waits
+// for a running handler) and destroys; from inside its own handler it is allowed as the
+// handler's last action.
+class callout {
+ public:
+  explicit callout(std::function<void()> fn, unsigned flags = CALLOUT_MPSAFE);
+  callout(runtime& rt, std::function<void()> fn, unsigned flags = CALLOUT_MPSAFE);
+  ~callout();
+  callout(const callout&) = delete;
+  callout& operator=(const callout&) = delete;
+
+  template <class Rep, class Period>
+  void schedule(std::chrono::duration<Rep, Period> after) {
+    callout_reset(&c_, ticks_for(std::chrono::ceil<std::chrono::nanoseconds>(after)),
+                  &callout::trampoline, this);
+  }
+  void schedule_ticks(int ticks) { callout_reset(&c_, ticks, &callout::trampoline, this); }
+  bool stop() { return callout_stop(&c_); }
+  bool halt(kmutex_t* interlock = nullptr) { return callout_halt(&c_, interlock); }
+  bool pending() const { return callout_pending(&c_); }
+  bool expired() const { return callout_expired(&c_); }
+  bool invoking() const { return callout_invoking(&c_); }
+  bool active() const { return callout_active(&c_); }
+  void ack() { callout_ack(&c_); }
+  void bind(cpu_info* ci) { callout_bind(&c_, ci); }
+  ::callout* get() { return &c_; }
+
+ private:
+  int ticks_for(std::chrono::nanoseconds d) const;  // ceil(d * hz), at least 1, clamped
+  static void trampoline(void* self);
+  std::function<void()> fn_;
+  unsigned hz_;
+  ::callout c_;
+};
+
+}  // namespace kcont
