@@ -11,12 +11,18 @@ namespace {
 thread_local std::uint64_t tl_allocs = 0;
 }  // namespace
 
-std::uint64_t kcont_bench::allocations() { return tl_allocs; }
+std::uint64_t kcont_bench::allocations() {
+  return tl_allocs;
+}
 
 void* operator new(std::size_t n) {
   ++tl_allocs;
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}

@@ -1,0 +1,207 @@
+// task_dispatch (taskctx) cost, uncontended and with 2 threads contending, beside the peers a
+// user would pick instead, in the same run: asio::strand dispatch (from a foreign thread, and
+// from a thread running the io_context, where it runs inline) and a plain std::mutex.
+#include <kcont/task.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "alloc_count.h"
+#include "bench_util.h"
+
+using namespace kcont_bench;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr int kReps = 9;
+
+struct result {
+  std::vector<double> ns;  // ns per op, one per repetition
+  std::uint64_t allocs = 0;
+  double median() const { return summarize(ns).p50; }
+};
+
+template <class F>
+result repeat(int ops, F&& run_ops) {  // run_ops(ops) performs `ops` operations
+  result r;
+  for (int i = 0; i < kReps; ++i) {
+    std::uint64_t a0 = allocations();
+    std::int64_t t0 = now_ns();
+    run_ops(ops);
+    std::int64_t t1 = now_ns();
+    r.allocs += allocations() - a0;
+    r.ns.push_back(static_cast<double>(t1 - t0) / ops);
+  }
+  return r;
+}
+
+long g_counter = 0;  // the protected resource
+void bump(void*) {
+  ++g_counter;
+}
+
+result bench_dispatch_uncontended(int ops) {
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  task t = TASK_INITIALIZER(bump, nullptr);
+  return repeat(ops, [&](int n) {
+    for (int i = 0; i < n; ++i) task_dispatch(&tc, &t);
+  });
+}
+
+result bench_mutex_uncontended(int ops) {
+  std::mutex mu;
+  return repeat(ops, [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      std::lock_guard<std::mutex> lk(mu);
+      ++g_counter;
+    }
+  });
+}
+
+// From a thread that does not run the io_context: every dispatch is queued and run by the
+// io_context thread; cost = wall time until all have run / ops.
+result bench_strand_foreign(int ops) {
+  asio::io_context ioc(1);
+  auto guard = asio::make_work_guard(ioc);
+  std::thread runner([&] {
+    pin_this_thread(1);
+    ioc.run();
+  });
+  auto strand = asio::make_strand(ioc);
+  std::atomic<long> done{0};
+  result r = repeat(ops, [&](int n) {
+    long target = done.load() + n;
+    for (int i = 0; i < n; ++i)
+      asio::dispatch(strand, [&] {
+        ++g_counter;
+        done.fetch_add(1, std::memory_order_relaxed);
+      });
+    while (done.load() < target) {
+    }
+  });
+  guard.reset();
+  runner.join();
+  return r;
+}
+
+// From inside a handler on the io_context thread: dispatch enters the strand and runs inline.
+result bench_strand_pool_thread(int ops) {
+  asio::io_context ioc(1);
+  auto strand = asio::make_strand(ioc);
+  result r;
+  asio::post(ioc, [&] {
+    r = repeat(ops, [&](int n) {
+      for (int i = 0; i < n; ++i) asio::dispatch(strand, [] { ++g_counter; });
+    });
+  });
+  ioc.run();
+  return r;
+}
+
+template <class Op>
+result contended(int ops, Op op) {  // 2 threads, ops each; ns per op over both
+  result r;
+  for (int rep = 0; rep < kReps; ++rep) {
+    std::atomic<int> ready{0};
+    std::int64_t t0 = 0, t1 = 0;
+    std::thread other([&] {
+      pin_this_thread(1);
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      for (int i = 0; i < ops; ++i) op();
+    });
+    ++ready;
+    while (ready.load() < 2) {
+    }
+    t0 = now_ns();
+    for (int i = 0; i < ops; ++i) op();
+    other.join();
+    t1 = now_ns();
+    r.ns.push_back(static_cast<double>(t1 - t0) / (2.0 * ops));
+  }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick")
+      quick = true;
+    else if (a == "--json" && i + 1 < argc)
+      json = argv[++i];
+    else if (a == "--help" || a == "-h") {
+      std::printf("usage: bench_taskctx [--quick] [--json FILE]\n");
+      return 0;
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  pin_this_thread(0);
+  std::thread([] {}).join();  // glibc's mutex skips atomics until a second thread has existed
+  std::printf("kcont taskctx benchmark — %s\n", machine_description().c_str());
+  const int ops = quick ? 200000 : 2000000;
+  report rep;
+
+  result d = bench_dispatch_uncontended(ops);
+  result m = bench_mutex_uncontended(ops);
+  result sf = bench_strand_foreign(ops / 4);
+  result sp = bench_strand_pool_thread(ops);
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  // Contended: each thread cycles through 1024 tasks of its own, so that a dispatch is rarely
+  // absorbed by the same task still being queued.
+  struct task_ring {
+    task tasks[1024];
+    unsigned next = 0;
+    task_ring() {
+      for (task& t : tasks) task_set(&t, bump, nullptr);
+    }
+  };
+  result dc = contended(ops / 4, [&] {
+    thread_local task_ring ring;
+    task_dispatch(&tc, &ring.tasks[ring.next++ % 1024]);
+  });
+  std::mutex mu;
+  result mc = contended(ops / 4, [&] {
+    std::lock_guard<std::mutex> lk(mu);
+    ++g_counter;
+  });
+
+  std::printf("\nns per operation (median of %d repetitions)\n", kReps);
+  std::printf("  %-58s %8.1f  allocs %llu\n", "task_dispatch, uncontended", d.median(),
+              static_cast<unsigned long long>(d.allocs));
+  std::printf("  %-58s %8.1f\n", "peer: std::mutex lock+unlock, uncontended", m.median());
+  std::printf("  %-58s %8.1f\n", "peer: asio::strand dispatch from a foreign thread", sf.median());
+  std::printf("  %-58s %8.1f\n", "peer: asio::strand dispatch from the io_context thread",
+              sp.median());
+  std::printf("  %-58s %8.1f\n", "task_dispatch, 2 threads contending", dc.median());
+  std::printf("  %-58s %8.1f\n", "peer: std::mutex, 2 threads contending", mc.median());
+  std::printf("\n  strand(foreign) / task_dispatch: %.1fx   (bar >= 2x)\n",
+              sf.median() / d.median());
+  std::printf("  task_dispatch / mutex pair:      %.2fx  (bar <= 3x)\n", d.median() / m.median());
+  rep.add("taskctx.dispatch.uncontended", d.median(), "ns/op");
+  rep.add("taskctx.dispatch.uncontended.allocs", static_cast<double>(d.allocs), "count");
+  rep.add("taskctx.mutex_pair.uncontended", m.median(), "ns/op");
+  rep.add("taskctx.asio_strand.foreign", sf.median(), "ns/op");
+  rep.add("taskctx.asio_strand.pool_thread", sp.median(), "ns/op");
+  rep.add("taskctx.dispatch.contended2", dc.median(), "ns/op");
+  rep.add("taskctx.mutex.contended2", mc.median(), "ns/op");
+  rep.add("taskctx.strand_foreign_over_dispatch", sf.median() / d.median(), "ratio");
+  rep.add("taskctx.dispatch_over_mutex", d.median() / m.median(), "ratio");
+  if (g_counter == 0) std::printf("(counter %ld)\n", g_counter);
+  if (!json.empty() && !rep.write_json(json)) return 1;
+  return 0;
+}

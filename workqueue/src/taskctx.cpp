@@ -1,0 +1,130 @@
+// The taskctx serialiser (OpenBSD 2015 diff, what became ifq_serialize in net/ifq.c).
+//
+// tc_serializer counts the threads that tried to enter. The first (count 0 -> 1) is inside and
+// runs tasks; the others only queue their task and bump the count. Before taking each task the
+// runner resets the count to 1, and it leaves only if it can CAS the count from 1 to 0: a
+// contender that queued after the runner's last look has bumped the count, the CAS fails and
+// the runner looks again. A contender queues before it bumps, so whatever it queued is seen by
+// the runner's next look: no task is stranded in the window between enter and leave.
+#include <kcont/task.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+constexpr unsigned TASK_ONQUEUE = 1;
+
+thread_local taskctx* tl_running_ctx = nullptr;  // the taskctx this thread is inside, if any
+
+bool taskctx_enter(taskctx* tc) {
+  return tc->tc_serializer.fetch_add(1) + 1 == 1;
+}
+
+bool taskctx_leave(taskctx* tc) {
+  unsigned one = 1;
+  return tc->tc_serializer.compare_exchange_strong(one, 0);
+}
+
+// Takes the oldest queued task and copies it out (the original may be re-dispatched or freed
+// while the copy runs).
+bool taskctx_next_work(taskctx* tc, void (*&fn)(void*), void*& arg) {
+  tc->tc_serializer.store(1);
+  std::lock_guard<std::mutex> lk(tc->tc_mtx);
+  if (tc->tc_worklist.empty()) return false;
+  task& t = tc->tc_worklist.front();
+  tc->tc_worklist.pop_front();
+  fn = t.t_func;
+  arg = t.t_arg;
+  t.t_flags.fetch_and(~TASK_ONQUEUE);
+  return true;
+}
+
+// Runs queued work until the context can be left. The caller is inside (count >= 1).
+void taskctx_drain(taskctx* tc) {
+  do {
+    void (*fn)(void*);
+    void* arg;
+    while (taskctx_next_work(tc, fn, arg)) fn(arg);
+  } while (!taskctx_leave(tc));
+}
+
+void taskctx_run(taskctx* tc) {
+  if (!taskctx_enter(tc)) return;
+  taskctx* outer = tl_running_ctx;  // a task may dispatch into another taskctx
+  tl_running_ctx = tc;
+  taskctx_drain(tc);
+  tl_running_ctx = outer;
+}
+
+struct barrier_state {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+};
+
+void barrier_task(void* p) {
+  auto* b = static_cast<barrier_state*>(p);
+  std::lock_guard<std::mutex> lk(b->mu);
+  b->done = true;
+  b->cv.notify_all();
+}
+
+}  // namespace
+
+void task_set(task* t, void (*fn)(void*), void* arg) {
+  t->t_func = fn;
+  t->t_arg = arg;
+}
+
+void taskctx_init(taskctx* tc, int) {
+  tc->tc_worklist.clear();
+  tc->tc_serializer.store(0);
+}
+
+void task_dispatch(taskctx* tc, task* t) {
+  if (t->t_func == nullptr) {
+    std::fprintf(stderr, "kcont: task_dispatch of a task with no function (task_set it first)\n");
+    std::abort();
+  }
+  if (t->t_flags.load() & TASK_ONQUEUE) return;  // already queued: it will run
+  // Fast path: a free context is entered with one CAS and the task runs without being queued.
+  // Leaving is one CAS more; it fails only if a contender bumped the count meanwhile, and then
+  // the queue is drained as usual. A contender that queued but has not bumped yet finds the
+  // context free after we leave and runs its task itself.
+  unsigned zero = 0;
+  if (tc->tc_serializer.compare_exchange_strong(zero, 1)) {
+    taskctx* outer = tl_running_ctx;
+    tl_running_ctx = tc;
+    void (*fn)(void*) = t->t_func;  // copied: the task may be re-dispatched or freed by fn
+    void* arg = t->t_arg;
+    fn(arg);
+    if (!taskctx_leave(tc)) taskctx_drain(tc);
+    tl_running_ctx = outer;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(tc->tc_mtx);
+    if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0) {
+      t->t_flags.fetch_or(TASK_ONQUEUE);
+      tc->tc_worklist.push_back(*t);
+    }
+  }
+  taskctx_run(tc);
+}
+
+void taskctx_barrier(taskctx* tc) {
+  if (tl_running_ctx == tc) {
+    std::fprintf(stderr,
+                 "kcont: taskctx_barrier called from a task running in that taskctx "
+                 "(it would wait for itself)\n");
+    std::abort();
+  }
+  if (tc->tc_serializer.load() == 0) return;  // nothing running: nothing to wait for
+  barrier_state b;
+  task t = TASK_INITIALIZER(barrier_task, &b);
+  task_dispatch(tc, &t);
+  std::unique_lock<std::mutex> lk(b.mu);
+  b.cv.wait(lk, [&] { return b.done; });
+}
