@@ -327,6 +327,9 @@ runtime& runtime_of(const cpu_info* ci) {
 cpu_info* this_thread_cpu() {
   return detail::this_thread_cpu();
 }
+cpu_info* current_cpu(runtime& rt) {
+  return rt.impl().current_cpu();
+}
 std::int64_t now_ns() {
   return detail::now_ns();
 }

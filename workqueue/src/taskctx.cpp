@@ -76,6 +76,7 @@ void barrier_task(void* p) {
 void task_set(task* t, void (*fn)(void*), void* arg) {
   t->t_func = fn;
   t->t_arg = arg;
+  if ((t->t_flags.load() & TASK_ONQUEUE) == 0) t->t_queue = nullptr;
 }
 
 void taskctx_init(taskctx* tc, int) {

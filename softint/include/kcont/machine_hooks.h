@@ -25,6 +25,8 @@ runtime& runtime_of(const cpu_info* ci);
 // The CPU whose loop thread this is, or nullptr on any other thread (unlike curcpu(), which
 // also answers for foreign threads).
 cpu_info* this_thread_cpu();
+// curcpu() within `rt`, whatever runtime::current() is on this thread.
+cpu_info* current_cpu(runtime& rt);
 std::int64_t now_ns();               // steady_clock, nanoseconds since its epoch
 std::int64_t epoch_ns(runtime& rt);  // when the runtime was created: its tick 0
 

@@ -23,16 +23,15 @@ struct task {
   void (*t_func)(void*);
   void* t_arg;
   std::atomic<unsigned> t_flags;  // private: TASK_ONQUEUE
+  void* t_queue;                  // private: the taskq it is queued on
 };
 
-#define TASK_INITIALIZER(fn, arg) \
-  {                               \
-    {}, (fn), (arg), {            \
-      0                           \
-    }                             \
-  }
+// clang-format off
+#define TASK_INITIALIZER(fn, arg) { {}, (fn), (arg), {0}, nullptr }
+// clang-format on
 
 void task_set(task* t, void (*fn)(void*), void* arg);
+bool task_pending(const task* t);  // queued and not yet started
 
 // A FIFO of tasks linked through t_entry.
 using task_list = boost::intrusive::list<
@@ -52,3 +51,31 @@ struct taskctx {
 void taskctx_init(taskctx* tc, int ipl);
 void task_dispatch(taskctx* tc, task* t);
 void taskctx_barrier(taskctx* tc);
+
+// ---- task queues (OpenBSD task_add(9)) on the pooled worker engine ----------------------------
+//
+// taskq_create(name, nthreads, ipl, flags): up to nthreads tasks of the queue run at once, on
+// workers of the engine's pools (no thread belongs to a taskq); nthreads 1 runs tasks one at a
+// time in the order they were added. TASKQ_MPSAFE: run without the kernel lock. Returns NULL
+// (errno EINVAL) for nthreads 0 or unknown flags. Binds to kcont::runtime::current().
+// task_add returns 1 if it queued t, 0 if t was already queued; task_del returns 1 if it took t
+// off the queue, 0 if t was not queued (a running task is not queued). taskq_barrier waits
+// until every task running on tq when it was called has finished (from one of tq's own tasks,
+// that task counts as finished); taskq_del_barrier deletes t and waits until t no longer runs
+// (from t itself: aborts with a message). taskq_destroy waits until every queued task has run.
+// systq (kernel lock held) and systqmp (no kernel lock) are single-threaded queues of the
+// default runtime. A task that throws is reported on stderr and abandoned; the queue goes on.
+struct taskq;
+
+inline constexpr unsigned TASKQ_MPSAFE = 1u << 0;
+inline constexpr unsigned TASKQ_CANTSLEEP = 1u << 1;  // accepted; kcont's workers may sleep
+
+taskq* taskq_create(const char* name, unsigned nthreads, int ipl, unsigned flags = 0);
+void taskq_destroy(taskq* tq);
+int task_add(taskq* tq, task* t);
+int task_del(taskq* tq, task* t);
+void taskq_barrier(taskq* tq);
+void taskq_del_barrier(taskq* tq, task* t);
+
+extern taskq* const systq;
+extern taskq* const systqmp;

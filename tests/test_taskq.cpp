@@ -1,0 +1,348 @@
+// task(9) task queues on the pooled worker engine: return values, FIFO, concurrency, barriers,
+// destroy drains, system queues, faults (thread creation failing, a task throwing), idle exit.
+#include <doctest/doctest.h>
+#include <kcont/runtime.h>
+#include <kcont/task.h>
+
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "../workqueue/src/engine.h"
+#include "test_util.h"
+
+using namespace std::chrono_literals;
+using kcont_test::wait_until;
+
+namespace {
+
+struct blocker {
+  std::atomic<int> inside{0};
+  std::atomic<bool> release{false};
+  static void run(void* a) {
+    auto* b = static_cast<blocker*>(a);
+    ++b->inside;
+    while (!b->release) std::this_thread::sleep_for(100us);
+    --b->inside;
+  }
+};
+
+struct counter {
+  std::atomic<int> runs{0};
+  static void run(void* a) { ++static_cast<counter*>(a)->runs; }
+};
+
+struct order_log {
+  std::mutex mu;
+  std::vector<int> seen;
+};
+struct logged {
+  order_log* log;
+  int tag;
+  static void run(void* a) {
+    auto* l = static_cast<logged*>(a);
+    std::lock_guard<std::mutex> lk(l->log->mu);
+    l->log->seen.push_back(l->tag);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("task_add/task_del return 1/0 as the man page says; a deleted task never runs") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("t", 1, 0, TASKQ_MPSAFE);
+  REQUIRE(tq != nullptr);
+  blocker b;
+  task tb = TASK_INITIALIZER(blocker::run, &b);
+  counter c;
+  task t;
+  task_set(&t, counter::run, &c);
+  CHECK(task_add(tq, &tb) == 1);
+  REQUIRE(wait_until([&] { return b.inside == 1; }));
+  CHECK(task_add(tq, &t) == 1);
+  CHECK(task_pending(&t));
+  CHECK(task_add(tq, &t) == 0);  // already queued
+  CHECK(task_del(tq, &t) == 1);
+  CHECK_FALSE(task_pending(&t));
+  CHECK(task_del(tq, &t) == 0);   // not queued
+  CHECK(task_del(tq, &tb) == 0);  // running, not queued
+  b.release = true;
+  taskq_barrier(tq);
+  std::this_thread::sleep_for(20ms);
+  CHECK(c.runs == 0);
+  CHECK(task_add(tq, &t) == 1);
+  REQUIRE(wait_until([&] { return c.runs == 1; }));
+  taskq_destroy(tq);
+}
+
+TEST_CASE("taskq_create refuses nthreads 0 and unknown flags") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  CHECK(taskq_create("z", 0, 0) == nullptr);
+  CHECK(taskq_create("f", 1, 0, 0x80) == nullptr);
+}
+
+TEST_CASE("a single-threaded taskq runs tasks one at a time, in the order added") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("fifo", 1, 0, TASKQ_MPSAFE);
+  order_log log;
+  std::vector<logged> items(1000);
+  std::vector<task> tasks(1000);
+  for (int i = 0; i < 1000; ++i) {
+    items[i] = {&log, i};
+    task_set(&tasks[i], logged::run, &items[i]);
+    task_add(tq, &tasks[i]);
+  }
+  taskq_destroy(tq);  // waits until every queued task ran
+  std::vector<int> want(1000);
+  for (int i = 0; i < 1000; ++i) want[i] = i;
+  CHECK(log.seen == want);
+}
+
+TEST_CASE("a taskq with nthreads 2 runs two tasks at once, and never three") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("two", 2, 0, TASKQ_MPSAFE);
+  blocker b;
+  task t1 = TASK_INITIALIZER(blocker::run, &b), t2 = TASK_INITIALIZER(blocker::run, &b),
+       t3 = TASK_INITIALIZER(blocker::run, &b);
+  task_add(tq, &t1);
+  task_add(tq, &t2);
+  task_add(tq, &t3);
+  REQUIRE(wait_until([&] { return b.inside == 2; }));
+  std::this_thread::sleep_for(30ms);
+  CHECK(b.inside == 2);
+  b.release = true;
+  taskq_destroy(tq);
+  CHECK(b.inside == 0);
+}
+
+TEST_CASE(
+    "taskq_barrier waits for the running task; from a task of the queue it does not deadlock") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("bar", 1, 0, TASKQ_MPSAFE);
+  struct slow {
+    std::atomic<bool> inside{false}, finished{false};
+    static void run(void* a) {
+      auto* s = static_cast<slow*>(a);
+      s->inside = true;
+      std::this_thread::sleep_for(50ms);
+      s->finished = true;
+    }
+  } s;
+  task t = TASK_INITIALIZER(slow::run, &s);
+  task_add(tq, &t);
+  REQUIRE(wait_until([&] { return s.inside.load(); }));
+  taskq_barrier(tq);
+  CHECK(s.finished);
+
+  struct self_barrier {
+    taskq* tq;
+    std::atomic<bool> done{false};
+    static void run(void* a) {
+      auto* p = static_cast<self_barrier*>(a);
+      taskq_barrier(p->tq);  // counts itself as parked
+      p->done = true;
+    }
+  } sb{tq};
+  task t2 = TASK_INITIALIZER(self_barrier::run, &sb);
+  task_add(tq, &t2);
+  REQUIRE(wait_until([&] { return sb.done.load(); }));
+  taskq_destroy(tq);
+}
+
+TEST_CASE("taskq_del_barrier removes a queued task, or waits for it to finish running") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("delbar", 1, 0, TASKQ_MPSAFE);
+  struct slow {
+    std::atomic<bool> inside{false}, finished{false};
+    static void run(void* a) {
+      auto* s = static_cast<slow*>(a);
+      s->inside = true;
+      std::this_thread::sleep_for(50ms);
+      s->finished = true;
+    }
+  } s;
+  task t = TASK_INITIALIZER(slow::run, &s);
+  counter c;
+  task queued = TASK_INITIALIZER(counter::run, &c);
+  task_add(tq, &t);
+  REQUIRE(wait_until([&] { return s.inside.load(); }));
+  task_add(tq, &queued);
+  taskq_del_barrier(tq, &queued);  // was queued: removed, no wait for it
+  CHECK_FALSE(task_pending(&queued));
+  taskq_del_barrier(tq, &t);  // running: waits
+  CHECK(s.finished);
+  taskq_destroy(tq);
+  CHECK(c.runs == 0);
+}
+
+TEST_CASE("taskq_destroy with work queued drains it: nothing is dropped") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("drain", 1, 0, TASKQ_MPSAFE);
+  blocker b;
+  task tb = TASK_INITIALIZER(blocker::run, &b);
+  task_add(tq, &tb);
+  REQUIRE(wait_until([&] { return b.inside == 1; }));
+  counter c;
+  std::vector<task> ts(100);
+  for (auto& t : ts) {
+    task_set(&t, counter::run, &c);
+    task_add(tq, &t);
+  }
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(30ms);
+    b.release = true;
+  });
+  taskq_destroy(tq);
+  CHECK(c.runs == 100);
+  releaser.join();
+}
+
+TEST_CASE("systq holds the kernel lock and keeps order; systqmp does not take it") {
+  order_log log;
+  std::vector<logged> items(50);
+  std::vector<task> tasks(50);
+  for (int i = 0; i < 50; ++i) {
+    items[i] = {&log, i};
+    task_set(&tasks[i], logged::run, &items[i]);
+    CHECK(task_add(systq, &tasks[i]) == 1);
+  }
+  taskq_barrier(systq);
+  REQUIRE(wait_until([&] {
+    std::lock_guard<std::mutex> lk(log.mu);
+    return log.seen.size() == 50;
+  }));
+  std::vector<int> want(50);
+  for (int i = 0; i < 50; ++i) want[i] = i;
+  CHECK(log.seen == want);
+
+  struct lock_probe {
+    std::atomic<int> held_elsewhere{-1};
+    static void run(void* a) {
+      auto* p = static_cast<lock_probe*>(a);
+      std::atomic<bool> got{false};
+      std::thread t([&] {
+        kernel_lock();  // blocks while the task holds the kernel lock
+        got = true;
+        kernel_unlock();
+      });
+      std::this_thread::sleep_for(20ms);
+      p->held_elsewhere = got ? 0 : 1;
+      t.detach();
+      std::this_thread::sleep_for(1ms);
+    }
+  };
+  lock_probe on_systq, on_mp;
+  task a = TASK_INITIALIZER(lock_probe::run, &on_systq),
+       b = TASK_INITIALIZER(lock_probe::run, &on_mp);
+  task_add(systq, &a);  // one after the other: the kernel lock is one for the process
+  REQUIRE(wait_until([&] { return on_systq.held_elsewhere != -1; }));
+  std::this_thread::sleep_for(10ms);  // its helper takes and drops the lock
+  task_add(systqmp, &b);
+  REQUIRE(wait_until([&] { return on_mp.held_elsewhere != -1; }));
+  CHECK(on_systq.held_elsewhere == 1);
+  CHECK(on_mp.held_elsewhere == 0);
+  std::this_thread::sleep_for(50ms);  // the detached helpers finish
+}
+
+TEST_CASE("fault: worker creation fails; the work is held and runs once creation succeeds") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  auto& eng = kcont::detail::engine_of(rt);
+  eng.fail_next_creations = 5;
+  taskq* tq = taskq_create("fail", 1, 0, TASKQ_MPSAFE);
+  counter c;
+  std::vector<task> ts(10);
+  for (auto& t : ts) {
+    task_set(&t, counter::run, &c);
+    task_add(tq, &t);  // never blocks, never creates a thread itself
+  }
+  REQUIRE(wait_until([&] { return c.runs == 10; }));
+  CHECK(eng.stats().thread_create_failures >= 5);
+  taskq_destroy(tq);
+}
+
+TEST_CASE("fault: a task that throws is reported and abandoned; the queue goes on") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("throw", 1, 0, TASKQ_MPSAFE);
+  task bad =
+      TASK_INITIALIZER([](void*) { throw std::runtime_error("task failed on purpose"); }, nullptr);
+  counter c;
+  task good = TASK_INITIALIZER(counter::run, &c);
+  task_add(tq, &bad);
+  task_add(tq, &good);
+  REQUIRE(wait_until([&] { return c.runs == 1; }));
+  taskq_destroy(tq);
+}
+
+TEST_CASE("idle workers exit after the idle timeout, except the last of each pool") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  auto& eng = kcont::detail::engine_of(rt);
+  eng.idle_timeout = 50ms;
+  taskq* tq = taskq_create("wide", 4, 0, TASKQ_MPSAFE);
+  blocker b;
+  std::vector<task> ts(4);
+  for (auto& t : ts) {
+    task_set(&t, blocker::run, &b);
+    task_add(tq, &t);
+  }
+  REQUIRE(wait_until([&] { return b.inside == 4; }));
+  CHECK(eng.stats().workers_now >= 4);
+  b.release = true;
+  taskq_barrier(tq);
+  REQUIRE(wait_until([&] { return eng.stats().workers_now == 1; }, 5s));
+  CHECK(eng.stats().idle_now == 1);
+  taskq_destroy(tq);
+}
+
+TEST_CASE("stress: every add runs exactly once or is deleted, under 4 adding threads") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("stress", 3, 0, TASKQ_MPSAFE);
+  constexpr int kThreads = 4, kTasks = 64;
+  const int rounds = 20000;
+  struct slot {
+    task t;
+    std::atomic<long> runs{0};
+  };
+  std::vector<std::vector<slot>> slots;
+  for (int i = 0; i < kThreads; ++i) slots.emplace_back(kTasks);
+  std::atomic<long> adds{0}, dels{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      kcont::runtime_scope s(rt);
+      for (auto& sl : slots[th])
+        task_set(
+            &sl.t, [](void* a) { ++static_cast<slot*>(a)->runs; }, &sl);
+      unsigned x = th + 1;
+      for (int i = 0; i < rounds; ++i) {
+        x = x * 1103515245 + 12345;
+        slot& sl = slots[th][(x >> 8) % kTasks];
+        if ((x >> 20) % 16 == 0)
+          dels += task_del(tq, &sl.t);
+        else
+          adds += task_add(tq, &sl.t);
+        // Let the workers run amid the adds (2 cores, 4 adders: they would starve).
+        if (i % 128 == 0) std::this_thread::sleep_for(200us);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  taskq_destroy(tq);
+  long runs = 0;
+  for (auto& v : slots)
+    for (auto& sl : v) runs += sl.runs;
+  MESSAGE(adds.load() << " adds = " << runs << " runs + " << dels.load() << " deletes");
+  CHECK(adds == runs + dels);
+}

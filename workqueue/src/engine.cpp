@@ -1,0 +1,322 @@
+// The pooled per-CPU worker engine: pools, workers and overseers (see engine.h).
+#include "engine.h"
+
+#include <kcont/machine_hooks.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <system_error>
+
+namespace kcont::detail {
+
+namespace {
+constexpr unsigned TASK_ONQUEUE = 1;
+const char* const kPriorityName[kPriorities] = {"hi", "mh", "ml", "lo"};
+const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privilege
+}  // namespace
+
+struct worker {
+  std::condition_variable cv;
+  queue_instance* assigned = nullptr;  // guarded by the pool's mu
+  std::uint64_t runs = 0;              // this worker's run counter (run ids)
+};
+
+struct overseer {
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned wanted = 0;  // bit per priority: that pool needs workers
+  bool stopping = false;
+  std::thread thread;
+};
+
+struct pool {
+  pool(engine& e, unsigned c, unsigned p, overseer& o) : eng(e), cpu(c), prio(p), ov(o) {}
+  engine& eng;
+  const unsigned cpu, prio;
+  overseer& ov;
+
+  std::mutex mu;
+  std::condition_variable exit_cv;       // a worker exited (engine teardown waits)
+  std::vector<worker*> idle;             // LIFO: the longest idle times out first
+  std::deque<queue_instance*> overflow;  // instances waiting for a worker
+  unsigned workers = 0, starting = 0;    // threads alive / being created
+  bool spare_wanted = false, stopping = false;
+
+  // pool mu held: ask the overseer for workers.
+  void call_overseer() {
+    std::lock_guard<std::mutex> lk(ov.mu);
+    ov.wanted |= 1u << prio;
+    ov.cv.notify_one();
+  }
+  void worker_main(worker* w);
+  void serve(queue_instance& q, worker* w);
+  bool spawn();
+};
+
+namespace {
+
+void pin_to_cpu(runtime& rt, unsigned cpu) {
+  if (!rt.config().pin_threads) return;
+  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % static_cast<unsigned>(cores > 0 ? cores : 1), &set);
+  ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+}
+
+}  // namespace
+
+bool pool::spawn() {
+  int f = eng.fail_next_creations.load();
+  while (f > 0 && !eng.fail_next_creations.compare_exchange_weak(f, f - 1)) {
+  }
+  if (f > 0) {
+    eng.bump(&engine_stats::thread_create_failures);
+    return false;
+  }
+  auto* w = new worker;
+  try {
+    std::thread([this, w] { worker_main(w); }).detach();
+  } catch (const std::system_error&) {
+    delete w;
+    eng.bump(&engine_stats::thread_create_failures);
+    return false;
+  }
+  eng.bump(&engine_stats::threads_created);
+  return true;
+}
+
+void pool::serve(queue_instance& q, worker* w) {
+  std::unique_lock<std::mutex> ql(q.mu);
+  while (!q.work.empty()) {
+    task& t = q.work.front();
+    q.work.pop_front();
+    void (*fn)(void*) = t.t_func;  // copied: the task may be re-added or freed while it runs
+    void* arg = t.t_arg;
+    t.t_queue = nullptr;
+    t.t_flags.fetch_and(~TASK_ONQUEUE);
+    const std::uint64_t id = ++w->runs;
+    q.running.push_back({w, std::this_thread::get_id(), &t, id});
+    ql.unlock();
+    if (!q.mpsafe) kernel_lock();
+    try {
+      fn(arg);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kcont: a task threw and was abandoned: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "kcont: a task threw a non-exception and was abandoned\n");
+    }
+    if (!q.mpsafe) kernel_unlock();
+    ql.lock();
+    auto it = std::find_if(q.running.begin(), q.running.end(),
+                           [&](const auto& s) { return s.w == w && s.run_id == id; });
+    q.running.erase(it);
+    ++q.finished_runs;
+    q.idle_cv.notify_all();
+  }
+  --q.active;
+  q.idle_cv.notify_all();
+}
+
+void pool::worker_main(worker* w) {
+  char name[16];
+  std::snprintf(name, sizeof name, "kcont/w%u%s", cpu, kPriorityName[prio]);
+  ::pthread_setname_np(::pthread_self(), name);
+  pin_to_cpu(eng.rt, cpu);
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kNice[prio]);
+
+  std::unique_lock<std::mutex> lk(mu);
+  --starting;
+  ++workers;
+  for (;;) {
+    if (w->assigned == nullptr && !overflow.empty()) {
+      w->assigned = overflow.front();  // its `active` slot was reserved when it queued
+      overflow.pop_front();
+    }
+    if (w->assigned != nullptr) {
+      auto self = std::find(idle.begin(), idle.end(), w);
+      if (self != idle.end()) idle.erase(self);
+      if (idle.empty() && !stopping) {  // keep a spare ready for the next instance
+        spare_wanted = true;
+        call_overseer();
+      }
+      queue_instance* q = w->assigned;
+      lk.unlock();
+      serve(*q, w);
+      lk.lock();
+      w->assigned = nullptr;
+      idle.push_back(w);
+      continue;
+    }
+    if (stopping) break;
+    if (std::find(idle.begin(), idle.end(), w) == idle.end()) idle.push_back(w);
+    bool woken = w->cv.wait_for(lk, eng.idle_timeout, [&] {
+      return w->assigned != nullptr || stopping || !overflow.empty();
+    });
+    if (!woken && idle.size() > 1) break;  // idle too long, and not the last idle one
+  }
+  auto self = std::find(idle.begin(), idle.end(), w);
+  if (self != idle.end()) idle.erase(self);
+  --workers;
+  eng.bump(&engine_stats::threads_exited);
+  exit_cv.notify_all();
+  lk.unlock();
+  delete w;
+}
+
+namespace {
+
+void overseer_main(engine* eng, overseer* ov, std::vector<pool*> pools) {
+  std::unique_lock<std::mutex> lk(ov->mu);
+  for (;;) {
+    ov->cv.wait(lk, [&] { return ov->wanted != 0 || ov->stopping; });
+    if (ov->stopping) return;
+    unsigned wanted = ov->wanted;
+    ov->wanted = 0;
+    lk.unlock();
+    bool failed = false;
+    for (pool* p : pools) {
+      if ((wanted & (1u << p->prio)) == 0) continue;
+      unsigned need;
+      {
+        std::lock_guard<std::mutex> pl(p->mu);
+        unsigned want = static_cast<unsigned>(p->overflow.size()) +
+                        (p->spare_wanted && p->idle.empty() ? 1u : 0u);
+        need = want > p->starting ? want - p->starting : 0;
+        p->starting += need;
+        p->spare_wanted = false;
+        if (p->stopping) {
+          p->starting -= need;
+          need = 0;
+        }
+      }
+      for (unsigned i = 0; i < need; ++i) {
+        if (!p->spawn()) {
+          std::lock_guard<std::mutex> pl(p->mu);
+          p->starting -= need - i;
+          failed = true;
+          break;
+        }
+      }
+      if (failed) {
+        std::lock_guard<std::mutex> pl(p->mu);
+        p->spare_wanted = true;  // try again: held work must not wait for the next add
+      }
+    }
+    lk.lock();
+    if (failed && !ov->stopping) {
+      ov->wanted |= wanted;
+      ov->cv.wait_for(lk, std::chrono::milliseconds(10), [&] { return ov->stopping; });
+    }
+  }
+  (void)eng;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct engine_overseers {
+  std::vector<std::unique_ptr<overseer>> list;
+};
+
+engine::engine(runtime& r) : rt(r) {
+  static_assert(sizeof(pool) > 0);
+  auto* ovs = new engine_overseers;
+  for (unsigned c = 0; c < rt.ncpu(); ++c) {
+    ovs->list.push_back(std::make_unique<overseer>());
+    for (unsigned p = 0; p < kPriorities; ++p)
+      pools_.push_back(std::make_unique<pool>(*this, c, p, *ovs->list.back()));
+  }
+  for (unsigned c = 0; c < rt.ncpu(); ++c) {
+    std::vector<pool*> mine;
+    for (unsigned p = 0; p < kPriorities; ++p) mine.push_back(&pool_of(c, p));
+    ovs->list[c]->thread = std::thread(overseer_main, this, ovs->list[c].get(), mine);
+  }
+  overseers_ = ovs;
+}
+
+engine::~engine() {
+  auto* ovs = static_cast<engine_overseers*>(overseers_);
+  for (auto& o : ovs->list) {
+    {
+      std::lock_guard<std::mutex> lk(o->mu);
+      o->stopping = true;
+      o->cv.notify_all();
+    }
+    o->thread.join();
+  }
+  for (auto& p : pools_) {
+    std::unique_lock<std::mutex> lk(p->mu);
+    p->stopping = true;
+    for (worker* w : p->idle) w->cv.notify_all();
+    p->exit_cv.wait(lk, [&] { return p->workers == 0 && p->starting == 0; });
+  }
+  delete ovs;
+}
+
+void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
+  if (q.active >= q.max_active) return;
+  ++q.active;
+  unsigned c =
+      q.home_cpu >= 0 ? static_cast<unsigned>(q.home_cpu) : cpu_index(machine::current_cpu(rt));
+  pool& p = pool_of(c, q.priority);
+  std::lock_guard<std::mutex> lk(p.mu);
+  if (!p.idle.empty()) {
+    worker* w = p.idle.back();
+    p.idle.pop_back();
+    w->assigned = &q;
+    w->cv.notify_one();
+    if (p.idle.empty()) {
+      p.spare_wanted = true;
+      p.call_overseer();
+    }
+    return;
+  }
+  p.overflow.push_back(&q);
+  p.call_overseer();
+}
+
+void engine::bump(std::uint64_t engine_stats::*field) {
+  std::lock_guard<std::mutex> lk(counters_mu_);
+  ++(counters_.*field);
+}
+
+engine_stats engine::stats() {
+  engine_stats s;
+  {
+    std::lock_guard<std::mutex> lk(counters_mu_);
+    s = counters_;
+  }
+  s.workers_now = 0;
+  s.idle_now = 0;
+  for (auto& p : pools_) {
+    std::lock_guard<std::mutex> lk(p->mu);
+    s.workers_now += p->workers;
+    s.idle_now += static_cast<unsigned>(p->idle.size());
+  }
+  return s;
+}
+
+namespace {
+void* create_engine(runtime& rt) {
+  return new engine(rt);
+}
+void destroy_engine(void* e) {
+  delete static_cast<engine*>(e);
+}
+}  // namespace
+
+engine& engine_of(runtime& rt) {
+  return *static_cast<engine*>(
+      machine::layer_state(rt, machine::layer::workqueue, create_engine, destroy_engine));
+}
+
+}  // namespace kcont::detail

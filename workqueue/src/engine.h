@@ -1,0 +1,104 @@
+// The pooled per-CPU worker engine (the NetBSD per-CPU task-worker sketch, built for real).
+//
+// Per runtime, per CPU, per priority level (high, medium-high, medium-low, low) a pool of
+// worker threads pinned to that CPU's core. Work is queued on a *queue instance* (a taskq's
+// queue, or one CPU's queue of a per-CPU workqueue); an instance that has work and fewer than
+// `max_active` workers asks its pool for one more: an idle worker is handed the instance at
+// once; with none idle the instance waits on the pool's overflow list and the CPU's
+// *overseer* thread creates a worker. So scheduling never creates a thread on the caller's
+// path, and work is never lost when thread creation fails: the instance stays on the overflow
+// list and the overseer retries. A worker serves one instance at a time until that instance
+// has no work left, so one queue's sleeping work never blocks another queue. A worker that
+// picks up work while no other worker of its pool is idle asks the overseer for a spare. Idle
+// workers exit after the idle timeout unless they are the last idle one of their pool.
+//
+// Lock order: queue_instance::mu -> pool::mu -> overseer::mu. A worker holds no lock while it
+// runs a task.
+//
+// Invariants:
+//   - instance.active = workers serving it + (1 if it is on an overflow list);
+//   - a worker is on its pool's idle list iff it serves no instance;
+//   - an instance with queued work has active >= 1 (someone will run it).
+#pragma once
+
+#include <kcont/runtime.h>
+#include <kcont/task.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kcont::detail {
+
+inline constexpr unsigned kPriorities = 4;  // high, medium-high, medium-low, low
+
+class engine;
+struct pool;
+struct worker;
+
+// A queue instance: the unit of serialisation and of worker assignment.
+struct queue_instance {
+  queue_instance(engine& e, unsigned prio, unsigned most_active, bool is_mpsafe, int home)
+      : eng(&e), priority(prio), max_active(most_active), mpsafe(is_mpsafe), home_cpu(home) {}
+
+  engine* const eng;
+  const unsigned priority;
+  const unsigned max_active;  // workers that may serve it at once
+  const bool mpsafe;          // false: tasks run holding the kernel lock
+  const int home_cpu;         // CPU whose pool serves it; -1: the CPU of whoever adds work
+
+  std::mutex mu;
+  std::condition_variable idle_cv;  // a task finished (barriers, destroy)
+  task_list work;
+  unsigned active = 0;              // see the invariants above
+  std::uint64_t finished_runs = 0;  // tasks completed
+
+  // Workers serving this instance now, and what they run (barriers look here).
+  struct running_slot {
+    const worker* w;
+    std::thread::id thread;
+    const task* t;  // the task object as queued (copied before the call)
+    std::uint64_t run_id;
+  };
+  std::vector<running_slot> running;
+};
+
+struct engine_stats {
+  std::uint64_t threads_created = 0, thread_create_failures = 0, threads_exited = 0;
+  unsigned workers_now = 0, idle_now = 0;
+};
+
+class engine {
+ public:
+  explicit engine(runtime& rt);
+  ~engine();  // stops every worker and overseer (their queues must be drained)
+
+  // q's mu held: q has new work; get it a worker if it may have one more.
+  void want_worker(queue_instance& q, std::unique_lock<std::mutex>& q_lock);
+
+  runtime& rt;
+  std::chrono::milliseconds idle_timeout{10000};
+  engine_stats stats();
+
+  // Test hook: the next `n` thread creations fail as if the system refused them.
+  std::atomic<int> fail_next_creations{0};
+  void bump(std::uint64_t engine_stats::*field);
+
+ private:
+  friend struct pool;
+  void* overseers_ = nullptr;  // engine_overseers (engine.cpp)
+  std::mutex counters_mu_;
+  engine_stats counters_;
+  std::vector<std::unique_ptr<pool>> pools_;  // [cpu * kPriorities + prio]
+  pool& pool_of(unsigned cpu, unsigned prio) { return *pools_[cpu * kPriorities + prio]; }
+};
+
+// The engine of a runtime (created on first use, destroyed with the runtime).
+engine& engine_of(runtime& rt);
+
+}  // namespace kcont::detail
