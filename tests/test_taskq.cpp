@@ -226,18 +226,17 @@ TEST_CASE("systq holds the kernel lock and keeps order; systqmp does not take it
 
   struct lock_probe {
     std::atomic<int> held_elsewhere{-1};
+    std::atomic<bool> got{false};
+    std::thread helper;  // joined by the test: it may outlive the task
     static void run(void* a) {
       auto* p = static_cast<lock_probe*>(a);
-      std::atomic<bool> got{false};
-      std::thread t([&] {
+      p->helper = std::thread([p] {
         kernel_lock();  // blocks while the task holds the kernel lock
-        got = true;
+        p->got = true;
         kernel_unlock();
       });
       std::this_thread::sleep_for(20ms);
-      p->held_elsewhere = got ? 0 : 1;
-      t.detach();
-      std::this_thread::sleep_for(1ms);
+      p->held_elsewhere = p->got ? 0 : 1;
     }
   };
   lock_probe on_systq, on_mp;
@@ -245,12 +244,14 @@ TEST_CASE("systq holds the kernel lock and keeps order; systqmp does not take it
        b = TASK_INITIALIZER(lock_probe::run, &on_mp);
   task_add(systq, &a);  // one after the other: the kernel lock is one for the process
   REQUIRE(wait_until([&] { return on_systq.held_elsewhere != -1; }));
-  std::this_thread::sleep_for(10ms);  // its helper takes and drops the lock
+  taskq_barrier(systq);
+  on_systq.helper.join();
   task_add(systqmp, &b);
   REQUIRE(wait_until([&] { return on_mp.held_elsewhere != -1; }));
+  taskq_barrier(systqmp);
+  on_mp.helper.join();
   CHECK(on_systq.held_elsewhere == 1);
   CHECK(on_mp.held_elsewhere == 0);
-  std::this_thread::sleep_for(50ms);  // the detached helpers finish
 }
 
 TEST_CASE("fault: worker creation fails; the work is held and runs once creation succeeds") {

@@ -305,6 +305,50 @@ engine_stats engine::stats() {
   return s;
 }
 
+bool instance_add(queue_instance& q, task* t) {
+  if (t->t_flags.load() & TASK_ONQUEUE) return false;
+  std::unique_lock<std::mutex> lk(q.mu);
+  if (t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) return false;
+  t->t_flags.fetch_or(TASK_ONQUEUE);
+  t->t_queue = &q;
+  q.work.push_back(*t);
+  q.eng->want_worker(q, lk);
+  return true;
+}
+
+bool instance_del(queue_instance& q, task* t) {
+  if ((t->t_flags.load() & TASK_ONQUEUE) == 0) return false;
+  std::lock_guard<std::mutex> lk(q.mu);
+  if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0 || t->t_queue != &q)
+    return false;
+  q.work.erase(q.work.iterator_to(*t));
+  t->t_queue = nullptr;
+  t->t_flags.fetch_and(~TASK_ONQUEUE);
+  return true;
+}
+
+bool instance_wait_not_running(queue_instance& q, const task* t) {
+  std::unique_lock<std::mutex> lk(q.mu);
+  for (const auto& s : q.running)
+    if (s.t == t && s.thread == std::this_thread::get_id()) return false;
+  q.idle_cv.wait(lk, [&] {
+    return std::none_of(q.running.begin(), q.running.end(),
+                        [&](const auto& s) { return s.t == t; });
+  });
+  return true;
+}
+
+void instance_drain(queue_instance& q) {
+  std::unique_lock<std::mutex> lk(q.mu);
+  q.idle_cv.wait(lk, [&] { return q.work.empty() && q.active == 0; });
+}
+
+bool instance_is_mine(queue_instance& q) {
+  std::lock_guard<std::mutex> lk(q.mu);
+  return std::any_of(q.running.begin(), q.running.end(),
+                     [](const auto& s) { return s.thread == std::this_thread::get_id(); });
+}
+
 namespace {
 void* create_engine(runtime& rt) {
   return new engine(rt);

@@ -101,4 +101,17 @@ class engine {
 // The engine of a runtime (created on first use, destroyed with the runtime).
 engine& engine_of(runtime& rt);
 
+// Operations on one queue instance shared by the taskq and workqueue faces.
+// Queues t (its func/arg set) unless already queued; returns whether it queued it.
+bool instance_add(queue_instance& q, task* t);
+// Takes t off q if queued there; returns whether it did.
+bool instance_del(queue_instance& q, task* t);
+// Waits until t is not running on q. `self_ok`: if this thread is running t, return at once.
+// Returns false (without waiting) if this thread is running t and !self_ok.
+bool instance_wait_not_running(queue_instance& q, const task* t);
+// Waits until q has no queued and no running work.
+void instance_drain(queue_instance& q);
+// Whether this thread is running one of q's tasks.
+bool instance_is_mine(queue_instance& q);
+
 }  // namespace kcont::detail

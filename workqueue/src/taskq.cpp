@@ -48,13 +48,6 @@ queue_instance& instance(taskq* tq) {
   return *tq->q;
 }
 
-// The worker slot of this thread in q.running, if this thread runs one of q's tasks.
-const queue_instance::running_slot* my_slot(queue_instance& q) {
-  for (const auto& s : q.running)
-    if (s.thread == std::this_thread::get_id()) return &s;
-  return nullptr;
-}
-
 taskq g_systq{"systq", 1, false, true, {}, nullptr};
 taskq g_systqmp{"systqmp", 1, true, true, {}, nullptr};
 
@@ -79,37 +72,22 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
 void taskq_destroy(taskq* tq) {
   queue_instance& q = instance(tq);
   if (tq->system) misuse("taskq_destroy of a system taskq", tq);
-  {
-    std::unique_lock<std::mutex> lk(q.mu);
-    if (my_slot(q) != nullptr) misuse("taskq_destroy from one of its own tasks", tq);
-    q.idle_cv.wait(lk, [&] { return q.work.empty() && q.active == 0; });  // drained, not dropped
-  }
+  if (kcont::detail::instance_is_mine(q)) misuse("taskq_destroy from one of its own tasks", tq);
+  kcont::detail::instance_drain(q);  // drained, not dropped
   delete tq;
 }
 
 int task_add(taskq* tq, task* t) {
   queue_instance& q = instance(tq);
   if (t->t_func == nullptr) misuse("task_add of a task with no function (task_set it first)", tq);
-  if (t->t_flags.load() & TASK_ONQUEUE) return 0;
-  std::unique_lock<std::mutex> lk(q.mu);
-  if (t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) return 0;
-  t->t_flags.fetch_or(TASK_ONQUEUE);
-  t->t_queue = &q;
-  q.work.push_back(*t);
-  q.eng->want_worker(q, lk);
-  return 1;
+  return kcont::detail::instance_add(q, t) ? 1 : 0;
 }
 
 int task_del(taskq* tq, task* t) {
   queue_instance& q = instance(tq);
-  if ((t->t_flags.load() & TASK_ONQUEUE) == 0) return 0;
-  std::lock_guard<std::mutex> lk(q.mu);
-  if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0) return 0;
-  if (t->t_queue != &q) misuse("task_del on a taskq the task was not added to", tq);
-  q.work.erase(q.work.iterator_to(*t));
-  t->t_queue = nullptr;
-  t->t_flags.fetch_and(~TASK_ONQUEUE);
-  return 1;
+  if ((t->t_flags.load() & TASK_ONQUEUE) != 0 && t->t_queue != &q && t->t_queue != nullptr)
+    misuse("task_del on a taskq the task was not added to", tq);
+  return kcont::detail::instance_del(q, t) ? 1 : 0;
 }
 
 void taskq_barrier(taskq* tq) {
@@ -130,14 +108,8 @@ void taskq_barrier(taskq* tq) {
 void taskq_del_barrier(taskq* tq, task* t) {
   queue_instance& q = instance(tq);
   task_del(tq, t);
-  std::unique_lock<std::mutex> lk(q.mu);
-  for (const auto& s : q.running)
-    if (s.t == t && s.thread == std::this_thread::get_id())
-      misuse("taskq_del_barrier of the task that is calling it (it would wait for itself)", tq);
-  q.idle_cv.wait(lk, [&] {
-    return std::none_of(q.running.begin(), q.running.end(),
-                        [&](const auto& s) { return s.t == t; });
-  });
+  if (!kcont::detail::instance_wait_not_running(q, t))
+    misuse("taskq_del_barrier of the task that is calling it (it would wait for itself)", tq);
 }
 
 bool task_pending(const task* t) {

@@ -23,11 +23,11 @@ struct task {
   void (*t_func)(void*);
   void* t_arg;
   std::atomic<unsigned> t_flags;  // private: TASK_ONQUEUE
-  void* t_queue;                  // private: the taskq it is queued on
+  std::atomic<void*> t_queue;     // private: the queue it is queued on
 };
 
 // clang-format off
-#define TASK_INITIALIZER(fn, arg) { {}, (fn), (arg), {0}, nullptr }
+#define TASK_INITIALIZER(fn, arg) { {}, (fn), (arg), {0}, {nullptr} }
 // clang-format on
 
 void task_set(task* t, void (*fn)(void*), void* arg);

@@ -1,0 +1,138 @@
+// workqueue(9) on the pooled engine: create errors, per-CPU placement, order, wait, destroy.
+#include <doctest/doctest.h>
+#include <kcont/runtime.h>
+#include <kcont/workqueue.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace std::chrono_literals;
+using kcont_test::wait_until;
+
+namespace {
+
+struct item {
+  work wk;
+  int tag = 0;
+  std::atomic<int> runs{0};
+  std::string thread_name;
+};
+
+struct sink {
+  std::mutex mu;
+  std::vector<int> order;
+  static void run(work* wk, void* arg) {
+    auto* it = reinterpret_cast<item*>(wk);  // wk is the first member of item
+    auto* s = static_cast<sink*>(arg);
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    std::lock_guard<std::mutex> lk(s->mu);
+    it->thread_name = name;
+    s->order.push_back(it->tag);
+    ++it->runs;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("workqueue_create refuses NULL func, bad pri and unknown flags") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  workqueue* wq = nullptr;
+  CHECK(workqueue_create(&wq, "x", nullptr, nullptr, PRI_NONE, 0, 0) == EINVAL);
+  CHECK(workqueue_create(&wq, "x", sink::run, nullptr, 7, 0, 0) == EINVAL);
+  CHECK(workqueue_create(&wq, "x", sink::run, nullptr, PRI_HIGH, 0, 0x100) == EINVAL);
+  CHECK(workqueue_create(&wq, "x", sink::run, nullptr, PRI_HIGH, 0, WQ_MPSAFE) == 0);
+  workqueue_destroy(wq);
+}
+
+TEST_CASE("WQ_PERCPU: work enqueued for a CPU runs on a worker of that CPU") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  sink s;
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(&wq, "pc", sink::run, &s, PRI_MEDHIGH, 0, WQ_MPSAFE | WQ_PERCPU) == 0);
+  item a, b;
+  workqueue_enqueue(wq, &a.wk, rt.cpu(1));
+  workqueue_enqueue(wq, &b.wk, rt.cpu(0));
+  workqueue_wait(wq, &a.wk);
+  workqueue_wait(wq, &b.wk);
+  CHECK(a.runs == 1);
+  CHECK(b.runs == 1);
+  CHECK(a.thread_name.rfind("kcont/w1", 0) == 0);  // worker of CPU 1's pool
+  CHECK(b.thread_name.rfind("kcont/w0", 0) == 0);
+  workqueue_destroy(wq);
+}
+
+TEST_CASE("a queue runs its items one at a time, in the order enqueued; destroy drains") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  sink s;
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(&wq, "fifo", sink::run, &s, PRI_LOW, 0, WQ_MPSAFE) == 0);
+  std::vector<item> items(500);
+  for (int i = 0; i < 500; ++i) {
+    items[i].tag = i;
+    workqueue_enqueue(wq, &items[i].wk, nullptr);
+  }
+  workqueue_destroy(wq);  // waits until all 500 ran
+  std::vector<int> want(500);
+  for (int i = 0; i < 500; ++i) want[i] = i;
+  CHECK(s.order == want);
+}
+
+TEST_CASE("workqueue_wait waits for a running item, and returns at once for an idle one") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct slow {
+    work wk;
+    std::atomic<bool> inside{false}, finished{false};
+  } x;
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(
+              &wq, "wait",
+              [](work* wk, void*) {
+                auto* p = reinterpret_cast<slow*>(wk);
+                p->inside = true;
+                std::this_thread::sleep_for(50ms);
+                p->finished = true;
+              },
+              nullptr, PRI_MEDLOW, 0, WQ_MPSAFE | WQ_PERCPU) == 0);
+  workqueue_wait(wq, &x.wk);  // never enqueued: returns
+  workqueue_enqueue(wq, &x.wk, rt.cpu(0));
+  REQUIRE(wait_until([&] { return x.inside.load(); }));
+  workqueue_wait(wq, &x.wk);
+  CHECK(x.finished);
+  workqueue_destroy(wq);
+}
+
+TEST_CASE("an item may re-enqueue itself once it has started") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct again {
+    work wk;
+    workqueue* wq;
+    std::atomic<int> runs{0};
+  } x;
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(
+              &wq, "again",
+              [](work* wk, void*) {
+                auto* p = reinterpret_cast<again*>(wk);
+                if (++p->runs < 10) workqueue_enqueue(p->wq, &p->wk, nullptr);
+              },
+              nullptr, PRI_HIGH, 0, WQ_MPSAFE) == 0);
+  x.wq = wq;
+  workqueue_enqueue(wq, &x.wk, nullptr);
+  REQUIRE(wait_until([&] { return x.runs == 10; }));
+  workqueue_destroy(wq);
+  CHECK(x.runs == 10);
+}

@@ -1,0 +1,103 @@
+// workqueue(9) on the pooled worker engine: one queue_instance per CPU (WQ_PERCPU) or one in
+// all, each serving its items one at a time on workers of its CPU's pool.
+#include <kcont/machine_hooks.h>
+#include <kcont/workqueue.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "engine.h"
+
+using kcont::detail::queue_instance;
+
+struct workqueue {
+  const char* name;
+  void (*func)(work*, void*);
+  void* arg;
+  bool percpu;
+  kcont::runtime* rt;
+  std::vector<std::unique_ptr<queue_instance>> queues;  // per CPU, or one
+};
+
+namespace {
+
+[[noreturn]] void misuse(const char* what, const workqueue* wq) {
+  std::fprintf(stderr, "kcont: workqueue misuse: %s (workqueue %s)\n", what,
+               wq != nullptr && wq->name != nullptr ? wq->name : "?");
+  std::abort();
+}
+
+void run_work(void* p) {
+  auto* wk = static_cast<work*>(p);
+  auto* wq = static_cast<workqueue*>(wk->wk_wq);
+  wq->func(wk, wq->arg);
+}
+
+}  // namespace
+
+int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void*), void* arg,
+                     pri_t pri, int, int flags) {
+  if (wqp == nullptr || func == nullptr || pri < PRI_NONE || pri > PRI_LOW ||
+      (flags & ~(WQ_MPSAFE | WQ_PERCPU | WQ_FPU)) != 0)
+    return EINVAL;
+  auto* wq = new (std::nothrow) workqueue{name, func, arg, (flags & WQ_PERCPU) != 0, nullptr, {}};
+  if (wq == nullptr) return ENOMEM;
+  wq->rt = &kcont::runtime::current();
+  auto& eng = kcont::detail::engine_of(*wq->rt);
+  const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
+  const bool mpsafe = (flags & WQ_MPSAFE) != 0;
+  if (wq->percpu) {
+    for (unsigned c = 0; c < wq->rt->ncpu(); ++c)
+      wq->queues.push_back(
+          std::make_unique<queue_instance>(eng, level, 1, mpsafe, static_cast<int>(c)));
+  } else {
+    wq->queues.push_back(std::make_unique<queue_instance>(eng, level, 1, mpsafe, -1));
+  }
+  *wqp = wq;
+  return 0;
+}
+
+void workqueue_enqueue(workqueue* wq, work* wk, cpu_info* ci) {
+  if (wq == nullptr || wk == nullptr) misuse("NULL workqueue or work", wq);
+  queue_instance* q = wq->queues[0].get();
+  if (wq->percpu) {
+    if (ci == nullptr) ci = kcont::machine::current_cpu(*wq->rt);
+    if (&kcont::machine::runtime_of(ci) != wq->rt)
+      misuse("workqueue_enqueue to a CPU of another runtime", wq);
+    q = wq->queues[cpu_index(ci)].get();
+  }
+  wk->wk_wq = wq;
+  task_set(&wk->wk_task, run_work, wk);
+  if (!kcont::detail::instance_add(*q, &wk->wk_task))
+    misuse(
+        "workqueue_enqueue of a work item that is still queued (enqueue it again only once "
+        "it has started)",
+        wq);
+}
+
+void workqueue_wait(workqueue* wq, work* wk) {
+  if (wq == nullptr || wk == nullptr) misuse("NULL workqueue or work", wq);
+  for (auto& q : wq->queues) {
+    // Queued here: wait for it to start; then for it to finish.
+    std::unique_lock<std::mutex> lk(q->mu);
+    q->idle_cv.wait(lk,
+                    [&] { return !task_pending(&wk->wk_task) || wk->wk_task.t_queue != q.get(); });
+    lk.unlock();
+    if (!kcont::detail::instance_wait_not_running(*q, &wk->wk_task))
+      misuse("workqueue_wait from the work item it waits for (it would wait for itself)", wq);
+  }
+}
+
+void workqueue_destroy(workqueue* wq) {
+  if (wq == nullptr) misuse("NULL workqueue", wq);
+  for (auto& q : wq->queues) {
+    if (kcont::detail::instance_is_mine(*q))
+      misuse("workqueue_destroy from one of its own work items", wq);
+    kcont::detail::instance_drain(*q);
+  }
+  delete wq;
+}
