@@ -4,6 +4,9 @@
 
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -64,6 +67,22 @@ inline std::vector<double> bench_eventfd_floor(const latency_options& o) {
   [[maybe_unused]] auto r = ::write(efd, &one, sizeof one);
   rx.join();
   ::close(efd);
+  return v;
+}
+
+// The Asio peer: boost::asio::post to an io_context run by an idle thread on core 1.
+inline std::vector<double> bench_asio_post(const latency_options& o) {
+  probe pr;
+  boost::asio::io_context ioc(1);
+  auto guard = boost::asio::make_work_guard(ioc);
+  std::thread rx([&] {
+    pin_this_thread(1);
+    ioc.run();
+  });
+  auto v = one_way(o, pr, [&] { boost::asio::post(ioc, [&] { pr.hit(); }); });
+  guard.reset();
+  ioc.stop();
+  rx.join();
   return v;
 }
 

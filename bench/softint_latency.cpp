@@ -30,21 +30,6 @@ using namespace kcont_bench;
 
 namespace {
 
-std::vector<double> bench_asio_post(const latency_options& o) {
-  probe pr;
-  boost::asio::io_context ioc(1);
-  auto guard = boost::asio::make_work_guard(ioc);
-  std::thread rx([&] {
-    pin_this_thread(1);
-    ioc.run();
-  });
-  auto v = one_way(o, pr, [&] { boost::asio::post(ioc, [&] { pr.hit(); }); });
-  guard.reset();
-  ioc.stop();
-  rx.join();
-  return v;
-}
-
 std::vector<double> bench_condvar(const latency_options& o) {
   probe pr;
   std::mutex mu;

@@ -1,7 +1,12 @@
-// task_dispatch (taskctx) cost, uncontended and with 2 threads contending, beside the peers a
-// user would pick instead, in the same run: asio::strand dispatch (from a foreign thread, and
-// from a thread running the io_context, where it runs inline) and a plain std::mutex.
+// Thread-context work, beside the peers a user would pick instead, in the same run:
+// - task_dispatch (taskctx) cost, uncontended and with 2 threads contending, against
+//   asio::strand dispatch (from a foreign thread, and from a thread running the io_context,
+//   where it runs inline) and a plain std::mutex;
+// - enqueue -> run latency to an idle worker of another CPU (workqueue_enqueue on a WQ_PERCPU
+//   queue), against asio::post to an idle io_context thread and the eventfd floor.
+#include <kcont/runtime.h>
 #include <kcont/task.h>
+#include <kcont/workqueue.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,6 +18,7 @@
 
 #include "alloc_count.h"
 #include "bench_util.h"
+#include "latency_harness.h"
 
 using namespace kcont_bench;
 namespace asio = boost::asio;
@@ -130,6 +136,25 @@ result contended(int ops, Op op) {  // 2 threads, ops each; ns per op over both
   return r;
 }
 
+// workqueue_enqueue from core 0 to an idle worker of CPU 1 (pinned to core 1).
+std::vector<double> bench_workqueue_latency(const latency_options& o, kcont::runtime& rt) {
+  kcont::runtime_scope scope(rt);
+  struct ctx {
+    work wk;
+    probe* pr;
+  };
+  probe pr;
+  ctx x{{}, &pr};
+  workqueue* wq = nullptr;
+  workqueue_create(
+      &wq, "bench", [](work* wk, void*) { reinterpret_cast<ctx*>(wk)->pr->hit(); }, nullptr,
+      PRI_HIGH, 0, WQ_MPSAFE | WQ_PERCPU);
+  cpu_info* target = rt.cpu(1);
+  auto v = one_way(o, pr, [&] { workqueue_enqueue(wq, &x.wk, target); });
+  workqueue_destroy(wq);
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,7 +167,7 @@ int main(int argc, char** argv) {
     else if (a == "--json" && i + 1 < argc)
       json = argv[++i];
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_taskctx [--quick] [--json FILE]\n");
+      std::printf("usage: bench_task [--quick] [--json FILE]\n");
       return 0;
     } else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
@@ -151,7 +176,7 @@ int main(int argc, char** argv) {
   }
   pin_this_thread(0);
   std::thread([] {}).join();  // glibc's mutex skips atomics until a second thread has existed
-  std::printf("kcont taskctx benchmark — %s\n", machine_description().c_str());
+  std::printf("kcont task benchmark — %s\n", machine_description().c_str());
   const int ops = quick ? 200000 : 2000000;
   report rep;
 
@@ -201,6 +226,24 @@ int main(int argc, char** argv) {
   rep.add("taskctx.mutex.contended2", mc.median(), "ns/op");
   rep.add("taskctx.strand_foreign_over_dispatch", sf.median() / d.median(), "ratio");
   rep.add("taskctx.dispatch_over_mutex", d.median() / m.median(), "ratio");
+
+  // Latency to an idle worker on another CPU.
+  latency_options lo;
+  lo.samples = quick ? 2000 : 10000;
+  kcont::runtime_config cfg;
+  cfg.ncpu = 2;
+  kcont::runtime rt(cfg);
+  auto floor = summarize(bench_eventfd_floor(lo));
+  auto wql = summarize(bench_workqueue_latency(lo, rt));
+  auto apl = summarize(bench_asio_post(lo));
+  print_latency_header("enqueue -> run on an idle worker of another CPU (one-way, ns)");
+  print_latency_row("eventfd ping, idle thread (floor)", floor, floor.p50);
+  print_latency_row("workqueue_enqueue(WQ_PERCPU, ci = CPU 1)", wql, floor.p50);
+  print_latency_row("peer: asio::post, idle io_context thread", apl, floor.p50);
+  rep.add_latency("task.latency.floor_eventfd", floor);
+  rep.add_latency("task.latency.workqueue_cross_cpu", wql);
+  rep.add_latency("task.latency.asio_post", apl);
+  rep.add("task.latency.workqueue_cross_cpu.p50_over_floor", wql.p50 / floor.p50, "ratio");
   if (g_counter == 0) std::printf("(counter %ld)\n", g_counter);
   if (!json.empty() && !rep.write_json(json)) return 1;
   return 0;
