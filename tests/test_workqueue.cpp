@@ -49,7 +49,7 @@ TEST_CASE("workqueue_create refuses NULL func, bad pri and unknown flags") {
   workqueue* wq = nullptr;
   CHECK(workqueue_create(&wq, "x", nullptr, nullptr, PRI_NONE, 0, 0) == EINVAL);
   CHECK(workqueue_create(&wq, "x", sink::run, nullptr, 7, 0, 0) == EINVAL);
-  CHECK(workqueue_create(&wq, "x", sink::run, nullptr, PRI_HIGH, 0, 0x100) == EINVAL);
+  CHECK(workqueue_create(&wq, "x", sink::run, nullptr, PRI_HIGH, 0, 0x1000) == EINVAL);
   CHECK(workqueue_create(&wq, "x", sink::run, nullptr, PRI_HIGH, 0, WQ_MPSAFE) == 0);
   workqueue_destroy(wq);
 }
@@ -135,4 +135,87 @@ TEST_CASE("an item may re-enqueue itself once it has started") {
   REQUIRE(wait_until([&] { return x.runs == 10; }));
   workqueue_destroy(wq);
   CHECK(x.runs == 10);
+}
+
+namespace {
+struct sleeper {
+  work wk;
+  int tag = 0;
+  struct shared* sh = nullptr;
+};
+struct shared {
+  std::atomic<int> inside{0}, max_inside{0}, done{0};
+  std::mutex mu;
+  std::vector<int> starts;
+  bool use_kpause = true;
+};
+void sleepy(work* wk, void*) {
+  auto* s = reinterpret_cast<sleeper*>(wk);
+  shared& sh = *s->sh;
+  {
+    std::lock_guard<std::mutex> lk(sh.mu);
+    sh.starts.push_back(s->tag);
+  }
+  int now = ++sh.inside;
+  int m = sh.max_inside;
+  while (now > m && !sh.max_inside.compare_exchange_weak(m, now)) {
+  }
+  if (sh.use_kpause)
+    kpause("test", false, 20, nullptr);  // 20 ticks = 20 ms: a blocking point
+  else
+    std::this_thread::sleep_for(20ms);  // not a kcont blocking point
+  --sh.inside;
+  ++sh.done;
+}
+
+int run_sleepers(kcont::runtime& rt, int flags, bool use_kpause, std::vector<int>& starts) {
+  shared sh;
+  sh.use_kpause = use_kpause;
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(&wq, "sleepy", sleepy, nullptr, PRI_MEDHIGH, 0, flags) == 0);
+  std::vector<sleeper> items(6);
+  for (int i = 0; i < 6; ++i) {
+    items[i].tag = i;
+    items[i].sh = &sh;
+    workqueue_enqueue(wq, &items[i].wk, rt.cpu(0));
+  }
+  workqueue_destroy(wq);
+  CHECK(sh.done == 6);
+  starts = sh.starts;
+  return sh.max_inside;
+}
+}  // namespace
+
+TEST_CASE("WQ_ELASTIC: while an item sleeps in kpause, the next items start on other workers") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  std::vector<int> starts;
+  const std::vector<int> in_order = {0, 1, 2, 3, 4, 5};
+  CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC, true, starts) >= 2);
+  CHECK(starts == in_order);  // items still start in the order enqueued
+  CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU, true, starts) == 1);  // fixed: one at a time
+  CHECK(starts == in_order);
+  // A sleep kcont cannot see keeps the queue to itself.
+  CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC, false, starts) == 1);
+}
+
+TEST_CASE("kpause refuses an unbounded pause and releases its mutex while sleeping") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  CHECK(kpause("x", false, 0, nullptr) == EINVAL);
+  kmutex_t m;
+  mutex_init(&m, MUTEX_DEFAULT, IPL_NONE);
+  mutex_enter(&m);
+  std::atomic<bool> got{false};
+  std::thread t([&] {
+    std::this_thread::sleep_for(5ms);
+    mutex_enter(&m);  // possible only while kpause has released it
+    got = true;
+    mutex_exit(&m);
+  });
+  CHECK(kpause("x", false, 30, &m) == EWOULDBLOCK);
+  CHECK(mutex_owned(&m));
+  mutex_exit(&m);
+  t.join();
+  CHECK(got);
 }

@@ -1,4 +1,5 @@
 // kmutex_t: std::mutex plus an owner tag.
+#include <kcont/machine_hooks.h>
 #include <kcont/mutex.h>
 
 #include <cstdio>
@@ -15,6 +16,21 @@ thread_local char tl_owner_tag;  // its address identifies this thread
 
 }  // namespace
 
+namespace {
+std::atomic<void (*)()> g_block_begin{nullptr}, g_block_end{nullptr};
+}
+
+void kcont::machine::set_blocking_hooks(void (*begin)(), void (*end)()) {
+  g_block_begin.store(begin);
+  g_block_end.store(end);
+}
+void kcont::machine::blocking_begin() {
+  if (auto f = g_block_begin.load(std::memory_order_acquire)) f();
+}
+void kcont::machine::blocking_end() {
+  if (auto f = g_block_end.load(std::memory_order_acquire)) f();
+}
+
 void mutex_init(kmutex_t* m, int, int) {
   m->owner.store(nullptr, std::memory_order_relaxed);
 }
@@ -27,7 +43,11 @@ void mutex_destroy(kmutex_t* m) {
 void mutex_enter(kmutex_t* m) {
   if (m->owner.load(std::memory_order_relaxed) == &tl_owner_tag)
     misuse("mutex_enter of a mutex this thread already holds", m);
-  m->m.lock();
+  if (!m->m.try_lock()) {  // contended: this thread is about to sleep
+    kcont::machine::blocking_begin();
+    m->m.lock();
+    kcont::machine::blocking_end();
+  }
   m->owner.store(&tl_owner_tag, std::memory_order_relaxed);
 }
 

@@ -18,6 +18,13 @@ namespace kcont::detail {
 
 namespace {
 constexpr unsigned TASK_ONQUEUE = 1;
+
+// What this worker thread is serving, for the blocking hooks.
+struct serving_state {
+  queue_instance* q = nullptr;
+  unsigned depth = 0;  // nested blocking regions; only the outermost counts
+};
+thread_local serving_state tl_serving;
 const char* const kPriorityName[kPriorities] = {"hi", "mh", "ml", "lo"};
 const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privilege
 }  // namespace
@@ -96,6 +103,8 @@ bool pool::spawn() {
 void pool::serve(queue_instance& q, worker* w) {
   std::unique_lock<std::mutex> ql(q.mu);
   while (!q.work.empty()) {
+    // Elastic: once the blocked workers wake up, the extra ones leave.
+    if (q.elastic && q.active > q.blocked + 1) break;
     task& t = q.work.front();
     q.work.pop_front();
     void (*fn)(void*) = t.t_func;  // copied: the task may be re-added or freed while it runs
@@ -105,6 +114,7 @@ void pool::serve(queue_instance& q, worker* w) {
     const std::uint64_t id = ++w->runs;
     q.running.push_back({w, std::this_thread::get_id(), &t, id});
     ql.unlock();
+    tl_serving.q = &q;
     if (!q.mpsafe) kernel_lock();
     try {
       fn(arg);
@@ -114,6 +124,7 @@ void pool::serve(queue_instance& q, worker* w) {
       std::fprintf(stderr, "kcont: a task threw a non-exception and was abandoned\n");
     }
     if (!q.mpsafe) kernel_unlock();
+    tl_serving.q = nullptr;
     ql.lock();
     auto it = std::find_if(q.running.begin(), q.running.end(),
                            [&](const auto& s) { return s.w == w && s.run_id == id; });
@@ -263,7 +274,8 @@ engine::~engine() {
 }
 
 void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
-  if (q.active >= q.max_active) return;
+  const unsigned limit = q.elastic ? std::min(q.max_active, 1 + q.blocked) : q.max_active;
+  if (q.active >= limit) return;
   ++q.active;
   unsigned c =
       q.home_cpu >= 0 ? static_cast<unsigned>(q.home_cpu) : cpu_index(machine::current_cpu(rt));
@@ -349,8 +361,25 @@ bool instance_is_mine(queue_instance& q) {
                      [](const auto& s) { return s.thread == std::this_thread::get_id(); });
 }
 
+void worker_blocking_begin() {
+  serving_state& st = tl_serving;
+  if (st.q == nullptr || st.depth++ != 0) return;
+  queue_instance& q = *st.q;
+  std::unique_lock<std::mutex> lk(q.mu);
+  ++q.blocked;
+  if (q.elastic && !q.work.empty()) q.eng->want_worker(q, lk);
+}
+
+void worker_blocking_end() {
+  serving_state& st = tl_serving;
+  if (st.q == nullptr || --st.depth != 0) return;
+  std::lock_guard<std::mutex> lk(st.q->mu);
+  --st.q->blocked;
+}
+
 namespace {
 void* create_engine(runtime& rt) {
+  machine::set_blocking_hooks(worker_blocking_begin, worker_blocking_end);
   return new engine(rt);
 }
 void destroy_engine(void* e) {

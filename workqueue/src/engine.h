@@ -18,7 +18,14 @@
 // Invariants:
 //   - instance.active = workers serving it + (1 if it is on an overflow list);
 //   - a worker is on its pool's idle list iff it serves no instance;
-//   - an instance with queued work has active >= 1 (someone will run it).
+//   - an instance with queued work has active >= 1 (someone will run it);
+//   - an elastic instance wants active == min(max_active, 1 + blocked).
+//
+// Blocking-aware elasticity (what Linux cmwq does in the scheduler): kcont's blocking points
+// (kpause, kcont::blocking_scope, a contended kmutex_t) tell the engine that the worker running
+// them is about to sleep; if its instance is elastic and has queued work, another worker takes
+// over at once. A task that sleeps some other way (a raw std::this_thread::sleep_for) is not
+// seen: it keeps its instance to itself, as in a fixed pool.
 #pragma once
 
 #include <kcont/runtime.h>
@@ -52,8 +59,14 @@ struct queue_instance {
   const bool mpsafe;          // false: tasks run holding the kernel lock
   const int home_cpu;         // CPU whose pool serves it; -1: the CPU of whoever adds work
 
+  // Elastic (blocking-aware) instances run one task at a time while it runs, and add a worker
+  // when a running task blocks (kpause, blocking_scope, a contended kmutex) and work is queued,
+  // up to max_active; a worker that finds more unblocked workers than one leaves.
+  bool elastic = false;
+
   std::mutex mu;
   std::condition_variable idle_cv;  // a task finished (barriers, destroy)
+  unsigned blocked = 0;             // workers of this instance inside a blocking region
   task_list work;
   unsigned active = 0;              // see the invariants above
   std::uint64_t finished_runs = 0;  // tasks completed
@@ -113,5 +126,9 @@ bool instance_wait_not_running(queue_instance& q, const task* t);
 void instance_drain(queue_instance& q);
 // Whether this thread is running one of q's tasks.
 bool instance_is_mine(queue_instance& q);
+
+// The blocking hooks (installed as the machine's blocking hooks when an engine exists).
+void worker_blocking_begin();
+void worker_blocking_end();
 
 }  // namespace kcont::detail

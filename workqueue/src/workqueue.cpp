@@ -4,10 +4,12 @@
 #include <kcont/workqueue.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <thread>
 #include <vector>
 
 #include "engine.h"
@@ -42,7 +44,7 @@ void run_work(void* p) {
 int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void*), void* arg,
                      pri_t pri, int, int flags) {
   if (wqp == nullptr || func == nullptr || pri < PRI_NONE || pri > PRI_LOW ||
-      (flags & ~(WQ_MPSAFE | WQ_PERCPU | WQ_FPU)) != 0)
+      (flags & ~(WQ_MPSAFE | WQ_PERCPU | WQ_FPU | WQ_ELASTIC)) != 0)
     return EINVAL;
   auto* wq = new (std::nothrow) workqueue{name, func, arg, (flags & WQ_PERCPU) != 0, nullptr, {}};
   if (wq == nullptr) return ENOMEM;
@@ -50,13 +52,16 @@ int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void
   auto& eng = kcont::detail::engine_of(*wq->rt);
   const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
   const bool mpsafe = (flags & WQ_MPSAFE) != 0;
+  const bool elastic = (flags & WQ_ELASTIC) != 0;
+  const unsigned most = elastic ? 16 : 1;
   if (wq->percpu) {
     for (unsigned c = 0; c < wq->rt->ncpu(); ++c)
       wq->queues.push_back(
-          std::make_unique<queue_instance>(eng, level, 1, mpsafe, static_cast<int>(c)));
+          std::make_unique<queue_instance>(eng, level, most, mpsafe, static_cast<int>(c)));
   } else {
-    wq->queues.push_back(std::make_unique<queue_instance>(eng, level, 1, mpsafe, -1));
+    wq->queues.push_back(std::make_unique<queue_instance>(eng, level, most, mpsafe, -1));
   }
+  for (auto& q : wq->queues) q->elastic = elastic;
   *wqp = wq;
   return 0;
 }
@@ -100,4 +105,22 @@ void workqueue_destroy(workqueue* wq) {
     kcont::detail::instance_drain(*q);
   }
   delete wq;
+}
+
+int kpause(const char*, bool, int timo, kmutex_t* mtx) {
+  if (timo <= 0) return EINVAL;
+  const auto period = std::chrono::nanoseconds(1'000'000'000 / kcont::runtime::current().hz());
+  kcont::machine::blocking_begin();
+  if (mtx != nullptr) mutex_exit(mtx);
+  std::this_thread::sleep_for(period * timo);
+  if (mtx != nullptr) mutex_enter(mtx);
+  kcont::machine::blocking_end();
+  return EWOULDBLOCK;
+}
+
+kcont::blocking_scope::blocking_scope() {
+  kcont::machine::blocking_begin();
+}
+kcont::blocking_scope::~blocking_scope() {
+  kcont::machine::blocking_end();
 }

@@ -30,6 +30,12 @@ cpu_info* current_cpu(runtime& rt);
 std::int64_t now_ns();               // steady_clock, nanoseconds since its epoch
 std::int64_t epoch_ns(runtime& rt);  // when the runtime was created: its tick 0
 
+// Called around a blocking wait in the machine layer (a contended kmutex_t), so that the
+// worker engine can let another worker run while this one sleeps. Process-wide; set once.
+void set_blocking_hooks(void (*begin)(), void (*end)());
+void blocking_begin();  // calls the hooks if set
+void blocking_end();
+
 // Per-runtime state of a higher layer: created on first use by `create`, destroyed by
 // `destroy` when the runtime is destroyed (after its CPUs have stopped), highest layer first.
 enum class layer : unsigned { callout = 0, workqueue, kcont, net, count };
