@@ -25,7 +25,9 @@ struct taskq {
   bool mpsafe;
   bool system;
   std::once_flag bound;
-  std::unique_ptr<kcont::detail::queue_instance> q;
+  // Owned, and freed by taskq_destroy; the system queues' instances are never freed (their
+  // workers may run until the process exits, after static destructors).
+  kcont::detail::queue_instance* q;
 };
 
 namespace {
@@ -42,7 +44,7 @@ queue_instance& instance(taskq* tq) {
   if (tq == nullptr) misuse("NULL taskq", tq);
   std::call_once(tq->bound, [tq] {  // system queues bind lazily to the default runtime
     auto& eng = kcont::detail::engine_of(kcont::runtime::default_runtime());
-    tq->q = std::make_unique<queue_instance>(eng, kDefaultPriority, 1, tq->mpsafe, -1);
+    tq->q = new queue_instance(eng, kDefaultPriority, 1, tq->mpsafe, -1);
   });
   if (!tq->q) misuse("use of a destroyed taskq", tq);
   return *tq->q;
@@ -64,7 +66,7 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
   auto* tq = new taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, false, {}, nullptr};
   std::call_once(tq->bound, [tq] {
     auto& eng = kcont::detail::engine_of(kcont::runtime::current());
-    tq->q = std::make_unique<queue_instance>(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
+    tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
   });
   return tq;
 }
@@ -74,6 +76,7 @@ void taskq_destroy(taskq* tq) {
   if (tq->system) misuse("taskq_destroy of a system taskq", tq);
   if (kcont::detail::instance_is_mine(q)) misuse("taskq_destroy from one of its own tasks", tq);
   kcont::detail::instance_drain(q);  // drained, not dropped
+  delete tq->q;
   delete tq;
 }
 

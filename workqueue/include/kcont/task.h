@@ -8,6 +8,9 @@
 //
 // task_set follows the 2015 diff and today's OpenBSD: one argument, fn(arg).
 //
+// Lifetime: the thread inside touches the taskctx until it has left it, after its last task
+// returned; call taskctx_barrier before freeing a taskctx that may still be in use.
+//
 // Context: task_dispatch may be called from any thread, including CPU loop threads (the
 // task then runs there and must not block). taskctx_barrier sleeps; calling it from a task
 // running in the same taskctx is misuse (it would wait for itself) and aborts with a message.

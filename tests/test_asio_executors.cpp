@@ -1,0 +1,79 @@
+// The Asio executor adaptors: post, dispatch and co_spawn onto a taskq and a taskctx.
+#include <doctest/doctest.h>
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange unincluded
+
+#include <kcont/asio_executors.h>
+#include <kcont/runtime.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "test_util.h"
+
+namespace asio = boost::asio;
+using kcont_test::wait_until;
+
+TEST_CASE("asio::post onto a taskq runs on one of the engine's workers") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("asio", 1, 0, TASKQ_MPSAFE);
+  kcont::taskq_executor ex(tq);
+  std::atomic<int> runs{0};
+  std::atomic<bool> other_thread{false};
+  const auto me = std::this_thread::get_id();
+  for (int i = 0; i < 10; ++i)
+    asio::post(ex, [&] {
+      other_thread = std::this_thread::get_id() != me;
+      ++runs;
+    });
+  asio::dispatch(ex, [&] { ++runs; });  // a taskq never runs inline
+  REQUIRE(wait_until([&] { return runs == 11; }));
+  CHECK(other_thread);
+  taskq_destroy(tq);
+}
+
+TEST_CASE("asio::dispatch onto a free taskctx runs inline; post goes through a worker") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  kcont::taskctx_executor ex(&tc);
+  bool ran_inline = false;
+  asio::dispatch(ex, [&] { ran_inline = true; });
+  CHECK(ran_inline);
+  std::atomic<bool> posted{false};
+  std::atomic<bool> posted_inline{true};
+  const auto me = std::this_thread::get_id();
+  asio::post(ex, [&] {
+    posted_inline = std::this_thread::get_id() == me;
+    posted = true;
+  });
+  REQUIRE(wait_until([&] { return posted.load(); }));
+  CHECK_FALSE(posted_inline);
+  taskctx_barrier(&tc);  // the runner may still be leaving the context: wait before it dies
+}
+
+TEST_CASE("asio::co_spawn a coroutine onto a taskq") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("coro", 1, 0, TASKQ_MPSAFE);
+  kcont::taskq_executor ex(tq);
+  std::atomic<int> steps{0};
+  asio::co_spawn(
+      ex,
+      [&]() -> asio::awaitable<void> {
+        ++steps;
+        auto inner = co_await asio::this_coro::executor;
+        co_await asio::post(inner, asio::use_awaitable);  // hop through the queue again
+        ++steps;
+      },
+      asio::detached);
+  REQUIRE(wait_until([&] { return steps == 2; }));
+  taskq_destroy(tq);
+}

@@ -1,0 +1,128 @@
+// Asio executors onto kcont's thread-context queues, so that asio::post, asio::dispatch and
+// asio::co_spawn can target them:
+//   kcont::taskq_executor    runs function objects as tasks of a taskq (never inline);
+//   kcont::taskctx_executor  runs them inside a taskctx: dispatch runs inline when the context
+//                            is free (task_dispatch); post (blocking.never) hands the function
+//                            to systqmp, whose worker dispatches it into the context.
+// Each submitted function object is moved into one heap block (as Asio itself does for a
+// handler) that is freed after it ran.
+#pragma once
+
+#include <kcont/task.h>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/execution_context.hpp>
+
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace kcont {
+namespace detail {
+
+// A task that owns a function object and frees itself after running it once.
+template <class F>
+struct owned_task {
+  task t;
+  F f;
+  explicit owned_task(F&& fn) : t(TASK_INITIALIZER(&owned_task::run, this)), f(std::move(fn)) {}
+  static void run(void* self) {
+    std::unique_ptr<owned_task> p(static_cast<owned_task*>(self));
+    p->f();
+  }
+};
+
+template <class F>
+task* make_owned_task(F&& f) {
+  using D = std::decay_t<F>;
+  return &(new owned_task<D>(D(std::forward<F>(f))))->t;
+}
+
+// The execution_context kcont's executors report (Asio asks every executor for one).
+boost::asio::execution_context& executors_context();
+
+// Dispatches a task into a taskctx from systqmp's worker (the never-blocking post).
+void post_into_taskctx(taskctx* tc, task* t);
+
+}  // namespace detail
+
+class taskq_executor {
+ public:
+  explicit taskq_executor(taskq* tq) noexcept : tq_(tq) {}
+
+  boost::asio::execution_context& query(boost::asio::execution::context_t) const noexcept {
+    return detail::executors_context();
+  }
+  static constexpr boost::asio::execution::blocking_t query(
+      boost::asio::execution::blocking_t) noexcept {
+    return boost::asio::execution::blocking.never;
+  }
+  taskq_executor require(boost::asio::execution::blocking_t::never_t) const noexcept {
+    return *this;
+  }
+
+  template <class F>
+  void execute(F&& f) const {
+    task_add(tq_, detail::make_owned_task(std::forward<F>(f)));
+  }
+
+  taskq* queue() const noexcept { return tq_; }
+  friend bool operator==(const taskq_executor& a, const taskq_executor& b) noexcept {
+    return a.tq_ == b.tq_;
+  }
+  friend bool operator!=(const taskq_executor& a, const taskq_executor& b) noexcept {
+    return a.tq_ != b.tq_;
+  }
+
+ private:
+  taskq* tq_;
+};
+
+template <bool NeverBlocking>
+class basic_taskctx_executor {
+ public:
+  explicit basic_taskctx_executor(taskctx* tc) noexcept : tc_(tc) {}
+
+  boost::asio::execution_context& query(boost::asio::execution::context_t) const noexcept {
+    return detail::executors_context();
+  }
+  static constexpr boost::asio::execution::blocking_t query(
+      boost::asio::execution::blocking_t) noexcept {
+    if constexpr (NeverBlocking)
+      return boost::asio::execution::blocking.never;
+    else
+      return boost::asio::execution::blocking.possibly;
+  }
+  basic_taskctx_executor<true> require(boost::asio::execution::blocking_t::never_t) const noexcept {
+    return basic_taskctx_executor<true>(tc_);
+  }
+  basic_taskctx_executor<false> require(
+      boost::asio::execution::blocking_t::possibly_t) const noexcept {
+    return basic_taskctx_executor<false>(tc_);
+  }
+
+  template <class F>
+  void execute(F&& f) const {
+    task* t = detail::make_owned_task(std::forward<F>(f));
+    if constexpr (NeverBlocking)
+      detail::post_into_taskctx(tc_, t);
+    else
+      task_dispatch(tc_, t);
+  }
+
+  taskctx* context() const noexcept { return tc_; }
+  friend bool operator==(const basic_taskctx_executor& a,
+                         const basic_taskctx_executor& b) noexcept {
+    return a.tc_ == b.tc_;
+  }
+  friend bool operator!=(const basic_taskctx_executor& a,
+                         const basic_taskctx_executor& b) noexcept {
+    return a.tc_ != b.tc_;
+  }
+
+ private:
+  taskctx* tc_;
+};
+
+using taskctx_executor = basic_taskctx_executor<false>;
+
+}  // namespace kcont
