@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace kcont::detail {
 
@@ -47,6 +48,23 @@ namespace {
 [[noreturn]] void misuse(const char* what) {
   std::fprintf(stderr, "kcont: softint misuse: %s\n", what);
   std::abort();
+}
+
+// Live cookies, so that disestablishing an unknown or already disestablished cookie is
+// reported instead of touching freed memory. Establish and disestablish only (not the
+// schedule path).
+std::mutex g_live_mu;
+std::unordered_set<void*> g_live;
+
+void register_live(void* cookie) {
+  std::lock_guard<std::mutex> lk(g_live_mu);
+  g_live.insert(cookie);
+}
+
+void unregister_live(void* cookie) {
+  std::lock_guard<std::mutex> lk(g_live_mu);
+  if (g_live.erase(cookie) == 0)
+    misuse("softint_disestablish called twice, or with a cookie softint_establish never returned");
 }
 
 softint_handle* handle_of(void* cookie) {
@@ -147,6 +165,7 @@ void* softint_establish_rt(kcont::runtime& rt, unsigned flags, void (*func)(void
   }
   for (unsigned i = 0; i < impl.ncpu(); ++i) sh->nodes[i].node.owner = sh;
   impl.established_softints.fetch_add(1);
+  kcont::detail::register_live(sh);
   return sh;
 }
 
@@ -169,9 +188,9 @@ void softint_schedule_cpu(void* cookie, cpu_info* ci) {
 void softint_disestablish(void* cookie) {
   using namespace kcont::detail;
   softint_handle* sh = handle_of(cookie);
+  unregister_live(cookie);
   runtime_impl* rt = sh->rt;
-  if (sh->dying.exchange(true, std::memory_order_seq_cst))
-    misuse("softint_disestablish called twice for one softint");
+  sh->dying.store(true, std::memory_order_seq_cst);
   cpu_info* self = this_thread_cpu();
   if (self != nullptr && self->rt != rt) self = nullptr;  // another runtime's CPU: foreign here
   bool own_handler = false;

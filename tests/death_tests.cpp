@@ -1,0 +1,131 @@
+// Misuse that kcont answers with a clear message and an abort (no silent corruption, no
+// hang). `death_tests CASE MESSAGE` runs CASE in a child process and passes when the child
+// was killed by SIGABRT and its stderr contains MESSAGE.
+#include <kcont/callout.h>
+#include <kcont/runtime.h>
+#include <kcont/softint.h>
+#include <kcont/task.h>
+#include <kcont/workqueue.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace {
+
+kcont::runtime_config one_cpu() {
+  kcont::runtime_config c;
+  c.ncpu = 1;
+  return c;
+}
+
+const std::map<std::string, std::function<void()>> cases = {
+    {"softint_disestablish_twice",
+     [] {
+       kcont::runtime rt(one_cpu());
+       void* si = softint_establish_rt(
+           rt, SOFTINT_NET | SOFTINT_MPSAFE, [](void*) {}, nullptr);
+       softint_disestablish(si);
+       softint_disestablish(si);
+     }},
+    {"callout_uninitialised",
+     [] {
+       kcont::runtime rt(one_cpu());
+       callout c{};
+       callout_stop(&c);
+     }},
+    {"callout_destroy_pending",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       callout c;
+       callout_init(&c, CALLOUT_MPSAFE);
+       callout_reset(
+           &c, 1000, [](void*) {}, nullptr);
+       callout_destroy(&c);
+     }},
+    {"taskctx_barrier_from_inside",
+     [] {
+       static taskctx tc;
+       taskctx_init(&tc, 0);
+       task t = TASK_INITIALIZER([](void*) { taskctx_barrier(&tc); }, nullptr);
+       task_dispatch(&tc, &t);
+     }},
+    {"workqueue_enqueue_twice",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       workqueue* wq = nullptr;
+       static kmutex_t hold;
+       mutex_init(&hold, MUTEX_DEFAULT, IPL_NONE);
+       mutex_enter(&hold);  // the first item blocks, so the second stays queued
+       workqueue_create(
+           &wq, "dup",
+           [](work*, void*) {
+             mutex_enter(&hold);
+             mutex_exit(&hold);
+           },
+           nullptr, PRI_HIGH, 0, WQ_MPSAFE);
+       static work first, second;
+       workqueue_enqueue(wq, &first, nullptr);
+       workqueue_enqueue(wq, &second, nullptr);
+       workqueue_enqueue(wq, &second, nullptr);
+     }},
+    {"taskq_del_barrier_from_itself",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       static taskq* tq = taskq_create("self", 1, 0, TASKQ_MPSAFE);
+       static task t = TASK_INITIALIZER([](void*) { taskq_del_barrier(tq, &t); }, nullptr);
+       task_add(tq, &t);
+       taskq_destroy(tq);
+     }},
+    {"taskq_destroy_systq", [] { taskq_destroy(systq); }},
+    {"mutex_exit_not_owner",
+     [] {
+       kmutex_t m;
+       mutex_init(&m, MUTEX_DEFAULT, IPL_NONE);
+       mutex_exit(&m);
+     }},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3 || cases.count(argv[1]) == 0) {
+    std::fprintf(stderr, "usage: death_tests CASE MESSAGE; cases:");
+    for (auto& [name, fn] : cases) std::fprintf(stderr, " %s", name.c_str());
+    std::fprintf(stderr, "\n");
+    return 2;
+  }
+  int pipefd[2];
+  if (::pipe(pipefd) != 0) return 2;
+  pid_t child = ::fork();  // no thread exists yet: forking is safe
+  if (child == 0) {
+    ::dup2(pipefd[1], STDERR_FILENO);
+    ::close(pipefd[0]);
+    cases.at(argv[1])();
+    std::fprintf(stderr, "death_tests: %s did not abort\n", argv[1]);
+    std::_Exit(0);
+  }
+  ::close(pipefd[1]);
+  std::string err;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;)
+    err.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  std::fprintf(stdout, "child stderr:\n%s\n", err.c_str());
+  const bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+  const bool said = err.find(argv[2]) != std::string::npos;
+  std::printf("%s: %s, %s\n", argv[1], aborted ? "aborted" : "did NOT abort",
+              said ? "with the expected message" : "WITHOUT the expected message");
+  return aborted && said ? 0 : 1;
+}
