@@ -161,9 +161,9 @@ void sleepy(work* wk, void*) {
   while (now > m && !sh.max_inside.compare_exchange_weak(m, now)) {
   }
   if (sh.use_kpause)
-    kpause("test", false, 20, nullptr);  // 20 ticks = 20 ms: a blocking point
+    kpause("test", false, 50, nullptr);  // 50 ticks = 50 ms: a blocking point
   else
-    std::this_thread::sleep_for(20ms);  // not a kcont blocking point
+    std::this_thread::sleep_for(50ms);  // not a kcont blocking point
   --sh.inside;
   ++sh.done;
 }
@@ -213,9 +213,9 @@ TEST_CASE("kpause refuses an unbounded pause and releases its mutex while sleepi
     got = true;
     mutex_exit(&m);
   });
-  CHECK(kpause("x", false, 30, &m) == EWOULDBLOCK);
+  CHECK(kpause("x", false, 300, &m) == EWOULDBLOCK);
+  CHECK(got);  // the other thread took the mutex while kpause slept
   CHECK(mutex_owned(&m));
   mutex_exit(&m);
   t.join();
-  CHECK(got);
 }
