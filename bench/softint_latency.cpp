@@ -9,6 +9,10 @@
 // receiver on core 1 (kcont CPU 1 is pinned to core 1).
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
+#ifdef KCONT_HAVE_LIBEVENT
+#include <event2/event.h>
+#include <event2/thread.h>
+#endif
 #include <sys/eventfd.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -65,6 +69,35 @@ std::vector<double> bench_condvar(const latency_options& o) {
 void hit_probe(void* a) {
   static_cast<probe*>(a)->hit();
 }
+
+#ifdef KCONT_HAVE_LIBEVENT
+// The libevent peer: event_active from this thread on an event of a base dispatched by an idle
+// thread on core 1 (libevent wakes it through its own notification fd).
+std::vector<double> bench_libevent_active(const latency_options& o) {
+  evthread_use_pthreads();
+  probe pr;
+  event_base* base = event_base_new();
+  event* ev = event_new(
+      base, -1, EV_PERSIST, [](evutil_socket_t, short, void* a) { static_cast<probe*>(a)->hit(); },
+      &pr);
+  event* keep = event_new(
+      base, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
+  timeval hour{3600, 0};
+  event_add(keep, &hour);  // keeps the loop from exiting
+  std::thread rx([&] {
+    pin_this_thread(1);
+    event_base_dispatch(base);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto v = one_way(o, pr, [&] { event_active(ev, EV_READ, 0); });
+  event_base_loopbreak(base);
+  rx.join();
+  event_free(keep);
+  event_free(ev);
+  event_base_free(base);
+  return v;
+}
+#endif
 
 std::vector<double> bench_softint_cross_idle(const latency_options& o, kcont::runtime& rt) {
   probe pr;
@@ -293,6 +326,17 @@ int main(int argc, char** argv) {
   auto cross = summarize(bench_softint_cross_idle(o, rt));
   auto busy = summarize(bench_softint_cross_busy(o, rt));
   auto same = summarize(bench_softint_same_cpu(o, rt));
+#ifdef KCONT_HAVE_LIBEVENT
+  // The same three on the libevent loop backend, and libevent's own cross-thread wake.
+  kcont::runtime_config ev_cfg = cfg;
+  ev_cfg.backend = kcont::backend_kind::libevent;
+  kcont::runtime rt_ev(ev_cfg);
+  auto ev_cross = summarize(bench_softint_cross_idle(o, rt_ev));
+  auto ev_busy = summarize(bench_softint_cross_busy(o, rt_ev));
+  auto ev_same = summarize(bench_softint_same_cpu(o, rt_ev));
+  auto ev_active = summarize(bench_libevent_active(o));
+  rt_ev.stop();
+#endif
 
   print_latency_header("schedule -> handler start (one-way, ns)");
   print_latency_row("eventfd ping, idle thread (floor)", floor, floor.p50);
@@ -301,6 +345,20 @@ int main(int argc, char** argv) {
   print_latency_row("mutex+condvar queue, idle consumer", cv, floor.p50);
   print_latency_row("softint_schedule_cpu, cross-CPU, busy target", busy, floor.p50);
   print_latency_row("softint_schedule, same CPU (from a handler)", same, floor.p50);
+#ifdef KCONT_HAVE_LIBEVENT
+  print_latency_row("peer: libevent event_active, idle event_base thread", ev_active, floor.p50);
+  print_latency_row("libevent backend: softint cross-CPU, idle target", ev_cross, floor.p50);
+  print_latency_row("libevent backend: softint cross-CPU, busy target", ev_busy, floor.p50);
+  print_latency_row("libevent backend: softint same CPU", ev_same, floor.p50);
+  std::printf("  backends, cross-CPU idle p50: libevent / asio = %.2fx\n",
+              ev_cross.p50 / cross.p50);
+  rep.add_latency("softint.latency.libevent_event_active", ev_active);
+  rep.add_latency("softint.latency.libevent_backend.cross_idle", ev_cross);
+  rep.add_latency("softint.latency.libevent_backend.cross_busy", ev_busy);
+  rep.add_latency("softint.latency.libevent_backend.same_cpu", ev_same);
+  rep.add("softint.latency.cross_idle.libevent_over_asio_backend", ev_cross.p50 / cross.p50,
+          "ratio");
+#endif
   std::printf("  cross-CPU idle softint vs asio::post p50: %.2fx\n", cross.p50 / asio.p50);
   rep.add_latency("softint.latency.floor_eventfd", floor);
   rep.add_latency("softint.latency.cross_idle", cross);

@@ -41,7 +41,7 @@ void stop_counted(timer* t) {
 }  // namespace
 
 TEST_CASE("stress: resets, stops and runs balance exactly") {
-  kcont::runtime_config cfg;
+  kcont::runtime_config cfg = kcont::runtime_config::from_env();
   cfg.ncpu = 2;
   kcont::runtime rt(cfg);
   kcont::runtime_scope scope(rt);

@@ -33,6 +33,14 @@ TEST_CASE("a runtime has the configured CPUs, indexed 0..ncpu-1") {
   CHECK(cpu_lookup(2) == nullptr);
 }
 
+namespace {
+kcont::runtime_config two_cpus_libevent() {
+  kcont::runtime_config c = kcont_test::cpus(2);
+  c.backend = kcont::backend_kind::libevent;
+  return c;
+}
+}  // namespace
+
 TEST_CASE("bad configurations are refused with a clear error") {
   kcont::runtime_config c = kcont_test::cpus(2);
   c.hz = 0;
@@ -41,13 +49,19 @@ TEST_CASE("bad configurations are refused with a clear error") {
   c.ncpu = 5000;
   CHECK_THROWS_AS(kcont::runtime{c}, std::invalid_argument);
   kcont::backend_kind k;
+  CHECK(kcont::parse_backend("libevent", k));
+  CHECK(k == kcont::backend_kind::libevent);
+  if (!kcont::backend_available(kcont::backend_kind::libevent)) {
+    c = two_cpus_libevent();
+    CHECK_THROWS_AS(kcont::runtime{c}, std::invalid_argument);
+  }
   CHECK(kcont::parse_backend("asio", k));
   CHECK(k == kcont::backend_kind::asio);
   CHECK_FALSE(kcont::parse_backend("epoll", k));
 }
 
 TEST_CASE("ncpu 0 means the host's online CPUs") {
-  kcont::runtime_config c;
+  kcont::runtime_config c = kcont::runtime_config::from_env();
   c.ncpu = 0;
   kcont::runtime rt(c);
   CHECK(rt.ncpu() == std::thread::hardware_concurrency());
@@ -214,4 +228,18 @@ TEST_CASE("runtime start/stop cycles leave no thread behind") {
     rt.start();
   }
   CHECK(wait_until([&] { return kcont_test::process_threads() == threads_before; }, 2s));
+}
+
+TEST_CASE("both loop backends run softints and report which they are") {
+  for (auto kind : {kcont::backend_kind::asio, kcont::backend_kind::libevent}) {
+    if (!kcont::backend_available(kind)) continue;
+    kcont::runtime_config c = kcont_test::cpus(2);
+    c.backend = kind;
+    kcont::runtime rt(c);
+    CHECK(rt.config().backend == kind);
+    std::atomic<int> runs{0};
+    kcont::softint s(rt, SOFTINT_NET | SOFTINT_MPSAFE, [&] { ++runs; });
+    s.schedule(rt.cpu(1));
+    REQUIRE(wait_until([&] { return runs == 1; }));
+  }
 }

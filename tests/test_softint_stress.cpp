@@ -71,7 +71,7 @@ bool all_caught_up(softint_rec* recs) {
 }  // namespace
 
 TEST_CASE("stress: 10^6 schedules from foreign threads, each followed by a run after it") {
-  kcont::runtime_config cfg;
+  kcont::runtime_config cfg = kcont::runtime_config::from_env();
   cfg.ncpu = kCpus;
   kcont::runtime rt(cfg);
   softint_rec recs[kSoftints];
@@ -122,7 +122,7 @@ TEST_CASE("stress: 10^6 schedules from foreign threads, each followed by a run a
 }
 
 TEST_CASE("stress: nothing runs after softint_disestablish returns") {
-  kcont::runtime_config cfg;
+  kcont::runtime_config cfg = kcont::runtime_config::from_env();
   cfg.ncpu = kCpus;
   kcont::runtime rt(cfg);
   const unsigned cycles = 400 * scale_percent() / 100;
@@ -156,7 +156,7 @@ TEST_CASE("stress: nothing runs after softint_disestablish returns") {
 TEST_CASE("stress: runtime start/stop cycles under load lose no schedule") {
   const unsigned cycles = 30 * scale_percent() / 100 + 3;
   for (unsigned cycle = 0; cycle < cycles; ++cycle) {
-    kcont::runtime_config cfg;
+    kcont::runtime_config cfg = kcont::runtime_config::from_env();
     cfg.ncpu = kCpus;
     kcont::runtime rt(cfg);
     softint_rec recs[kSoftints];

@@ -9,9 +9,10 @@
 
 namespace kcont_test {
 
-// A runtime config with `n` CPUs and everything else at its default.
+// A runtime config with `n` CPUs and everything else from the environment (KCONT_BACKEND
+// selects the loop backend: CTest runs the loop-dependent suites once per backend).
 inline kcont::runtime_config cpus(unsigned n) {
-  kcont::runtime_config c;
+  kcont::runtime_config c = kcont::runtime_config::from_env();
   c.ncpu = n;
   return c;
 }

@@ -35,5 +35,8 @@ class loop_backend {
 void cpu_dispatch(cpu_info* ci, wake_reason reason);
 
 std::unique_ptr<loop_backend> make_asio_backend(cpu_info* ci);
+#ifdef KCONT_HAVE_LIBEVENT
+std::unique_ptr<loop_backend> make_libevent_backend(cpu_info* ci);
+#endif
 
 }  // namespace kcont::detail

@@ -55,13 +55,23 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
   if (n > 1024)
     throw std::invalid_argument("kcont: runtime_config.ncpu must be at most 1024, got " +
                                 std::to_string(n));
-  if (config.backend != backend_kind::asio)
-    throw std::invalid_argument(std::string("kcont: the ") + backend_name(config.backend) +
-                                " backend is not built into this kcont (only asio is)");
+#ifndef KCONT_HAVE_LIBEVENT
+  if (config.backend == backend_kind::libevent)
+    throw std::invalid_argument(
+        "kcont: the libevent backend is not built into this kcont (libevent-dev was missing "
+        "when it was built); use the asio backend");
+#endif
   cpus_.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
     cpus_.push_back(std::make_unique<cpu_info>(this, i));
-    cpus_.back()->backend = make_asio_backend(cpus_.back().get());
+    cpu_info* ci = cpus_.back().get();
+#ifdef KCONT_HAVE_LIBEVENT
+    if (config.backend == backend_kind::libevent) {
+      ci->backend = make_libevent_backend(ci);
+      continue;
+    }
+#endif
+    ci->backend = make_asio_backend(ci);
   }
 }
 
@@ -183,6 +193,15 @@ bool parse_backend(const std::string& name, backend_kind& out) {
     return true;
   }
   return false;
+}
+
+bool backend_available(backend_kind kind) {
+#ifdef KCONT_HAVE_LIBEVENT
+  (void)kind;
+  return true;
+#else
+  return kind == backend_kind::asio;
+#endif
 }
 
 const char* backend_name(backend_kind kind) {

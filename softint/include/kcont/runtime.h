@@ -26,6 +26,7 @@ enum class backend_kind { asio, libevent };
 // Parses "asio" / "libevent"; returns false for anything else.
 bool parse_backend(const std::string& name, backend_kind& out);
 const char* backend_name(backend_kind kind);
+bool backend_available(backend_kind kind);  // libevent: only if built with libevent
 
 struct runtime_config {
   unsigned ncpu = 0;   // virtual CPUs; 0 means the host's online CPUs
@@ -65,7 +66,8 @@ class runtime_impl;
 class runtime {
  public:
   // Creates and starts the runtime. Throws std::system_error if a loop thread cannot start,
-  // std::invalid_argument for a bad config (hz 0 or > 100000, ncpu > 1024, unknown backend).
+  // std::invalid_argument for a bad config (hz 0 or > 100000, ncpu > 1024, a backend this
+  // build lacks).
   explicit runtime(runtime_config config = runtime_config::from_env());
   ~runtime();  // stops (draining) if running
   runtime(const runtime&) = delete;
