@@ -359,7 +359,7 @@ std::int64_t epoch_ns(runtime& rt) {
 void* layer_state(runtime& rt, layer which, void* (*create)(runtime&), void (*destroy)(void*)) {
   auto& slot = rt.impl().layers[static_cast<unsigned>(which)];
   if (void* st = slot.state.load(std::memory_order_acquire)) return st;
-  std::lock_guard<std::mutex> lk(rt.impl().layers_mu);
+  std::lock_guard<std::recursive_mutex> lk(rt.impl().layers_mu);
   if (void* st = slot.state.load(std::memory_order_acquire)) return st;
   void* st = create(rt);
   slot.destroy = destroy;

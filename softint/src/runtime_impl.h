@@ -45,7 +45,7 @@ class runtime_impl {
   const std::int64_t epoch_ns;  // creation time: tick 0
 
   // Higher layers' per-runtime state (machine_hooks.h).
-  std::mutex layers_mu;
+  std::recursive_mutex layers_mu;  // recursive: one layer's state may create a lower one's
   struct layer_slot {
     std::atomic<void*> state{nullptr};
     void (*destroy)(void*) = nullptr;

@@ -1,0 +1,89 @@
+// kcont: NetBSD's proposed kernel continuations (shared/seeds/netbsd-kernel-continuations.md)
+// on kcont's softints (soft queues), callout wheels (timers) and worker engine (thread queues).
+//
+// A continuation is func(arg, kc) bound to a queue (kcont_wq_t) and optionally to a lock.
+// kcont_schedule(kc, ci, nticks): nticks 0 runs it without delay (INVOKING set, PENDING and
+// EXPIRED cleared); nticks > 0 arms its timer (PENDING set, EXPIRED cleared) and on expiry it
+// becomes EXPIRED|INVOKING and loses PENDING. EBUSY while INVOKING (queued to run, or running)
+// unless called from its own func; ENOENT for a CPU on a queue without per-CPU queues.
+// With a lock, func runs holding it; continuations sharing {wq, lock, cpu} run in the order
+// they became runnable, and while a lock is held elsewhere, runnable continuations of other
+// locks run meanwhile (no head-of-line blocking).
+//
+// Decisions where the proposal is silent (README "Semantics decisions (kcont)"):
+//   - INVOKING clears when func returns, unless func rescheduled it (kcont_ack clears it
+//     earlier); a schedule from inside its own func is allowed and acts as if acked first;
+//   - kcont_stop also cancels a continuation that is runnable but not yet running (the
+//     expired-but-not-run window), clearing INVOKING; it returns whether it was EXPIRED;
+//   - while func runs, a reschedule is queued where it runs (like a running callout);
+//   - kcont_destroy from another thread stops it and waits for a running func; from its own
+//     func it is safe: the storage is released after func returns.
+#pragma once
+
+#include <kcont/callout.h>
+#include <kcont/mutex.h>
+#include <kcont/runtime.h>
+#include <kcont/workqueue.h>
+#include <boost/intrusive/list_hook.hpp>
+
+#include <atomic>
+#include <thread>
+
+struct kcont_wq;
+typedef struct kcont_wq kcont_wq_t;
+struct kcont_cont;  // `kcont` itself is kcont's C++ namespace
+typedef struct kcont_cont kcont_t;
+typedef void (*kcont_func_t)(void* arg, kcont_t* kc);
+
+// Caller storage (kcont_init); every field is private.
+struct kcont_cont {
+  boost::intrusive::list_member_hook<> kc_link;  // on its queue's runnable list
+  callout kc_timer;
+  kcont_wq* kc_wq;
+  std::atomic<kmutex_t*> kc_lock;
+  kcont_func_t kc_func;
+  void* kc_arg;
+  std::atomic<void*> kc_queue;  // the per-CPU (or only) queue it belongs to now
+  unsigned kc_state;            // guarded by its queue's lock
+  std::thread::id kc_runner;    // thread running func, guarded by its queue's lock
+  unsigned kc_magic;
+};
+
+// Predefined queues, highest priority first: soft ones run in softint context on the CPU
+// loops (must not block), the others in thread context on the worker engine. All have
+// per-CPU queues.
+extern kcont_wq_t* const wq_softserial;
+extern kcont_wq_t* const wq_softnet;
+extern kcont_wq_t* const wq_softbio;
+extern kcont_wq_t* const wq_softclock;
+extern kcont_wq_t* const wq_prihigh;
+extern kcont_wq_t* const wq_primedhigh;
+extern kcont_wq_t* const wq_primedlow;
+extern kcont_wq_t* const wq_prilow;
+
+// flags must be 0 (as the proposal says). Binds to kcont::runtime::current(). NULL on bad
+// arguments (errno EINVAL).
+kcont_t* kcont_create(kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* arg, int flags);
+// The same in caller storage: no allocation. Returns 0 or EINVAL.
+int kcont_init(kcont_t* kc, kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* arg,
+               int flags);
+int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks);
+bool kcont_stop(kcont_t* kc);
+bool kcont_halt(kcont_t* kc);  // kcont extension: stop, then wait for a running func
+void kcont_destroy(kcont_t* kc);
+kmutex_t* kcont_getmutex(kcont_t* kc);
+kmutex_t* kcont_setmutex(kcont_t* kc, kmutex_t* lock);
+void kcont_setarg(kcont_t* kc, void* arg);
+void kcont_setfunc(kcont_t* kc, kcont_func_t func, void* arg);
+bool kcont_pending(kcont_t* kc);
+bool kcont_expired(kcont_t* kc);
+bool kcont_active(kcont_t* kc);  // PENDING or EXPIRED
+bool kcont_invoking(kcont_t* kc);
+bool kcont_ack(kcont_t* kc);  // clears INVOKING; returns whether it was set
+
+// Thread-context queues by criteria: the same {pri, flags} gives the same queue
+// (reference-counted); WQ_PERCPU gives per-CPU queues. Release returns 0, or EINVAL for a
+// queue that was not acquired (a predefined one); the last release frees it (its runnable
+// continuations are run first).
+kcont_wq_t* kcont_workqueue_acquire(pri_t pri, int flags);
+int kcont_workqueue_release(kcont_wq_t* wq);

@@ -1,0 +1,258 @@
+// kcont: the proposal's functions and states, EBUSY/ENOENT, the timer path, stop of an
+// expired-but-not-run continuation, lock-associated ordering without head-of-line blocking,
+// halt and destroy, acquired queues.
+#include <doctest/doctest.h>
+#include <kcont/kcont.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace std::chrono_literals;
+using kcont_test::wait_until;
+
+namespace {
+
+struct probe {
+  std::atomic<int> runs{0};
+  std::atomic<int> cpu{-1};
+  std::atomic<bool> invoking_inside{false};
+  std::atomic<kcont_t*> kc_seen{nullptr};
+  static void run(void* a, kcont_t* kc) {
+    auto* p = static_cast<probe*>(a);
+    p->invoking_inside = kcont_invoking(kc);
+    p->kc_seen = kc;
+    p->cpu = static_cast<int>(cpu_index(curcpu()));
+    ++p->runs;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("kcont_schedule(kc, ci, 0) runs func(arg, kc) at once on that CPU, INVOKING inside") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  for (kcont_wq_t* wq : {wq_softnet, wq_softclock, wq_prihigh, wq_prilow}) {
+    probe p;
+    kcont_t* kc = kcont_create(wq, nullptr, probe::run, &p, 0);
+    REQUIRE(kc != nullptr);
+    CHECK(kcont_schedule(kc, rt.cpu(1), 0) == 0);
+    REQUIRE(wait_until([&] { return p.runs == 1; }));
+    CHECK(p.cpu == (wq == wq_prihigh || wq == wq_prilow ? p.cpu.load() : 1));
+    CHECK(p.invoking_inside);
+    CHECK(p.kc_seen == kc);
+    REQUIRE(wait_until([&] { return !kcont_invoking(kc); }));  // cleared when func returned
+    kcont_destroy(kc);
+  }
+}
+
+TEST_CASE("kcont_create refuses flags != 0 and a NULL function") {
+  kcont::runtime rt(kcont_test::cpus(1));
+  kcont::runtime_scope scope(rt);
+  CHECK(kcont_create(wq_softnet, nullptr, probe::run, nullptr, 1) == nullptr);
+  CHECK(kcont_create(wq_softnet, nullptr, nullptr, nullptr, 0) == nullptr);
+}
+
+TEST_CASE("EBUSY while INVOKING; a schedule from inside its own func is allowed") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct ctx {
+    std::atomic<bool> inside{false}, release{false};
+    std::atomic<int> runs{0};
+    std::atomic<int> self_rc{-1};
+  } x;
+  kcont_t kc;
+  REQUIRE(kcont_init(
+              &kc, wq_prihigh, nullptr,
+              [](void* a, kcont_t* k) {
+                auto* p = static_cast<ctx*>(a);
+                if (++p->runs == 1) {
+                  p->inside = true;
+                  while (!p->release) std::this_thread::sleep_for(100us);
+                  p->self_rc = kcont_schedule(k, nullptr, 0);  // from its own func: runs again
+                }
+              },
+              &x, 0) == 0);
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 0) == 0);
+  REQUIRE(wait_until([&] { return x.inside.load(); }));
+  CHECK(kcont_invoking(&kc));
+  CHECK(kcont_schedule(&kc, nullptr, 0) == EBUSY);
+  CHECK(kcont_schedule(&kc, nullptr, 5) == EBUSY);
+  x.release = true;
+  REQUIRE(wait_until([&] { return x.runs == 2; }));
+  CHECK(x.self_rc == 0);
+  kcont_destroy(&kc);
+}
+
+TEST_CASE("ENOENT: a CPU on a queue without per-CPU queues; acquire/release") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  kcont_wq_t* single = kcont_workqueue_acquire(PRI_MEDHIGH, 0);
+  kcont_wq_t* again = kcont_workqueue_acquire(PRI_MEDHIGH, 0);
+  kcont_wq_t* percpu = kcont_workqueue_acquire(PRI_MEDHIGH, WQ_PERCPU);
+  REQUIRE(single != nullptr);
+  CHECK(single == again);  // same criteria, same queue
+  CHECK(percpu != single);
+  probe p, q;
+  kcont_t* a = kcont_create(single, nullptr, probe::run, &p, 0);
+  kcont_t* b = kcont_create(percpu, nullptr, probe::run, &q, 0);
+  CHECK(kcont_schedule(a, rt.cpu(1), 0) == ENOENT);
+  CHECK(kcont_schedule(a, nullptr, 0) == 0);
+  CHECK(kcont_schedule(b, rt.cpu(1), 0) == 0);
+  REQUIRE(wait_until([&] { return p.runs == 1 && q.runs == 1; }));
+  kcont_destroy(a);
+  kcont_destroy(b);
+  CHECK(kcont_workqueue_release(again) == 0);
+  CHECK(kcont_workqueue_release(single) == 0);
+  CHECK(kcont_workqueue_release(percpu) == 0);
+  CHECK(kcont_workqueue_release(wq_softnet) == EINVAL);
+}
+
+TEST_CASE("timer path: PENDING, then EXPIRED|INVOKING without PENDING; stop returns EXPIRED") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct ctx {
+    std::atomic<int> runs{0};
+    std::atomic<bool> pending_inside{true}, expired_inside{false}, invoking_inside{false};
+  } x;
+  kcont_t* kc = kcont_create(
+      wq_softnet, nullptr,
+      [](void* a, kcont_t* k) {
+        auto* p = static_cast<ctx*>(a);
+        p->pending_inside = kcont_pending(k);
+        p->expired_inside = kcont_expired(k);
+        p->invoking_inside = kcont_invoking(k);
+        ++p->runs;
+      },
+      &x, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(kcont_schedule(kc, rt.cpu(0), 20) == 0);
+  CHECK(kcont_pending(kc));
+  CHECK(kcont_active(kc));
+  CHECK_FALSE(kcont_expired(kc));
+  REQUIRE(wait_until([&] { return x.runs == 1; }));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 20ms);
+  CHECK_FALSE(x.pending_inside);
+  CHECK(x.expired_inside);
+  CHECK(x.invoking_inside);
+  CHECK(kcont_expired(kc));
+  CHECK(kcont_stop(kc));  // it was EXPIRED
+  CHECK_FALSE(kcont_active(kc));
+  CHECK(kcont_schedule(kc, nullptr, 1000) == 0);  // stop before expiry: never runs
+  CHECK_FALSE(kcont_stop(kc));
+  std::this_thread::sleep_for(30ms);
+  CHECK(x.runs == 1);
+  kcont_destroy(kc);
+}
+
+TEST_CASE("an expired continuation that has not run yet can still be stopped") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  kmutex_t lock;
+  mutex_init(&lock, MUTEX_DEFAULT, IPL_NONE);
+  probe p;
+  kcont_t* kc = kcont_create(wq_prihigh, &lock, probe::run, &p, 0);
+  mutex_enter(&lock);  // held here: the expired continuation cannot start
+  CHECK(kcont_schedule(kc, rt.cpu(1), 1) == 0);
+  REQUIRE(wait_until([&] { return kcont_expired(kc); }));
+  CHECK(kcont_invoking(kc));
+  CHECK(kcont_stop(kc));  // the asio#878 window: expired, not run, cancelled
+  CHECK_FALSE(kcont_invoking(kc));
+  mutex_exit(&lock);
+  std::this_thread::sleep_for(30ms);
+  CHECK(p.runs == 0);
+  kcont_destroy(kc);
+}
+
+TEST_CASE("lock-associated ordering: per-lock order exact, other locks run while one is held") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  for (kcont_wq_t* wq : {wq_prihigh, wq_softnet}) {
+    kmutex_t locks[3];
+    for (auto& l : locks) mutex_init(&l, MUTEX_DEFAULT, IPL_NONE);
+    struct item {
+      int group, seq;
+      std::mutex* mu;
+      std::vector<std::pair<int, int>>* log;
+      kmutex_t* lock;
+    };
+    std::mutex mu;
+    std::vector<std::pair<int, int>> log;
+    const int per_group = 200;
+    std::vector<item> items;
+    items.reserve(3 * per_group);
+    std::vector<kcont_t> kcs(3 * per_group);
+    mutex_enter(&locks[0]);  // an outside thread (us) holds group 0's lock
+    for (int i = 0; i < per_group; ++i) {
+      for (int g = 0; g < 3; ++g) {
+        items.push_back({g, i, &mu, &log, &locks[g]});
+        kcont_t* kc = &kcs[items.size() - 1];
+        REQUIRE(kcont_init(
+                    kc, wq, &locks[g],
+                    [](void* a, kcont_t*) {
+                      auto* it = static_cast<item*>(a);
+                      if (!mutex_owned(it->lock)) std::abort();  // func runs holding its lock
+                      std::lock_guard<std::mutex> lk(*it->mu);
+                      it->log->push_back({it->group, it->seq});
+                    },
+                    &items.back(), 0) == 0);
+        REQUIRE(kcont_schedule(kc, rt.cpu(1), 0) == 0);
+      }
+    }
+    // Groups 1 and 2 finish while group 0's lock is held: no head-of-line blocking.
+    REQUIRE(wait_until([&] {
+      std::lock_guard<std::mutex> lk(mu);
+      return log.size() == 2 * per_group;
+    }));
+    mutex_exit(&locks[0]);
+    REQUIRE(wait_until([&] {
+      std::lock_guard<std::mutex> lk(mu);
+      return log.size() == 3 * per_group;
+    }));
+    int next[3] = {0, 0, 0};
+    bool in_order = true;
+    for (auto [g, seq] : log) in_order = in_order && seq == next[g]++;
+    CHECK(in_order);
+    for (int i = 0; i < 2 * per_group; ++i) CHECK(log[i].first != 0);
+    for (auto& kc : kcs) kcont_destroy(&kc);
+  }
+}
+
+TEST_CASE("kcont_halt waits for a running func; destroy from inside func is safe") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct ctx {
+    std::atomic<bool> inside{false}, finished{false};
+  } x;
+  kcont_t* kc = kcont_create(
+      wq_primedlow, nullptr,
+      [](void* a, kcont_t*) {
+        auto* p = static_cast<ctx*>(a);
+        p->inside = true;
+        std::this_thread::sleep_for(50ms);
+        p->finished = true;
+      },
+      &x, 0);
+  kcont_schedule(kc, rt.cpu(0), 0);
+  REQUIRE(wait_until([&] { return x.inside.load(); }));
+  kcont_halt(kc);
+  CHECK(x.finished);
+  kcont_destroy(kc);
+
+  std::atomic<int> runs{0};
+  kcont_t* self = kcont_create(
+      wq_softbio, nullptr,
+      [](void* a, kcont_t* k) {
+        ++*static_cast<std::atomic<int>*>(a);
+        kcont_schedule(k, nullptr, 0);  // pending again...
+        kcont_destroy(k);               // ...and destroyed: freed after we return, never run again
+      },
+      &runs, 0);
+  kcont_schedule(self, rt.cpu(1), 0);
+  REQUIRE(wait_until([&] { return runs == 1; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK(runs == 1);
+}
