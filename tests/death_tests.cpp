@@ -2,6 +2,7 @@
 // hang). `death_tests CASE MESSAGE` runs CASE in a child process and passes when the child
 // was killed by SIGABRT and its stderr contains MESSAGE.
 #include <kcont/callout.h>
+#include <kcont/kcont.h>
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
 #include <kcont/task.h>
@@ -88,6 +89,21 @@ const std::map<std::string, std::function<void()>> cases = {
        taskq_destroy(tq);
      }},
     {"taskq_destroy_systq", [] { taskq_destroy(systq); }},
+    {"kcont_setmutex_without_lock",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       static kmutex_t m;
+       mutex_init(&m, MUTEX_DEFAULT, IPL_NONE);
+       kcont_t* kc = kcont_create(
+           wq_softnet, &m, [](void*, kcont_t*) {}, nullptr, 0);
+       kcont_setmutex(kc, nullptr);  // m is not held
+     }},
+    {"kcont_uninitialised",
+     [] {
+       kcont_t kc{};
+       kcont_stop(&kc);
+     }},
     {"mutex_exit_not_owner",
      [] {
        kmutex_t m;

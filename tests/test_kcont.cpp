@@ -256,3 +256,85 @@ TEST_CASE("kcont_halt waits for a running func; destroy from inside func is safe
   std::this_thread::sleep_for(20ms);
   CHECK(runs == 1);
 }
+
+TEST_CASE("kcont::continuation: any callable, chrono delays never early, destructor halts") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  std::atomic<int> runs{0};
+  std::atomic<std::int64_t> fired{0};
+  {
+    kcont::continuation c(rt, wq_softnet, [&] {
+      fired = std::chrono::steady_clock::now().time_since_epoch().count();
+      ++runs;
+    });
+    CHECK(c.schedule(rt.cpu(1)) == 0);
+    REQUIRE(wait_until([&] { return runs == 1; }));
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(wait_until([&] { return !c.invoking(); }));
+    CHECK(c.schedule(std::chrono::microseconds(2500)) == 0);  // 3 ticks
+    CHECK(c.pending());
+    REQUIRE(wait_until([&] { return runs == 2; }));
+    CHECK(std::chrono::steady_clock::duration(fired.load()) - t0.time_since_epoch() >=
+          std::chrono::microseconds(2500));
+    CHECK(c.expired());
+    CHECK(c.stop());
+  }
+  std::atomic<bool> inside{false}, finished{false};
+  {
+    kcont::continuation c(rt, wq_prihigh, [&] {
+      inside = true;
+      std::this_thread::sleep_for(50ms);
+      finished = true;
+    });
+    c.schedule(rt.cpu(0));
+    REQUIRE(wait_until([&] { return inside.load(); }));
+  }  // destroy waits for the running call
+  CHECK(finished);
+}
+
+TEST_CASE("state transitions of the proposal, one by one") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  kmutex_t gate;  // held by the test: a runnable continuation stays queued (not running)
+  mutex_init(&gate, MUTEX_DEFAULT, IPL_NONE);
+  probe p;
+  kcont_t kc;
+  REQUIRE(kcont_init(&kc, wq_prihigh, &gate, probe::run, &p, 0) == 0);
+  struct flags {
+    bool pending, expired, invoking;
+  };
+  auto now = [&] { return flags{kcont_pending(&kc), kcont_expired(&kc), kcont_invoking(&kc)}; };
+  auto is = [&](flags f, bool pd, bool ex, bool inv) {
+    return f.pending == pd && f.expired == ex && f.invoking == inv;
+  };
+  mutex_enter(&gate);
+  CHECK(is(now(), false, false, false));           // initialised: no state
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 50) == 0);  // schedule(n>0): PENDING
+  CHECK(is(now(), true, false, false));
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 0) == 0);  // schedule(0): INVOKING, not PENDING
+  CHECK(is(now(), false, false, true));
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 0) == EBUSY);  // while INVOKING: EBUSY
+  CHECK(kcont_ack(&kc));                              // ack clears INVOKING...
+  CHECK(is(now(), false, false, false));
+  CHECK_FALSE(kcont_ack(&kc));                    // ...and says whether it was set
+  CHECK_FALSE(kcont_stop(&kc));                   // stop: queued run cancelled
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 1) == 0);  // timer expires while gated:
+  REQUIRE(wait_until([&] { return kcont_expired(&kc); }));
+  CHECK(is(now(), false, true, true));  // EXPIRED|INVOKING, PENDING cleared
+  CHECK(kcont_active(&kc));
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 5) == EBUSY);
+  mutex_exit(&gate);  // now it runs
+  REQUIRE(wait_until([&] { return p.runs == 1; }));
+  REQUIRE(wait_until([&] { return !kcont_invoking(&kc); }));  // cleared when func returned
+  CHECK(is(now(), false, true, false));                       // EXPIRED stays until stop/schedule
+  CHECK(kcont_schedule(&kc, rt.cpu(0), 100) == 0);            // schedule clears EXPIRED
+  CHECK(is(now(), true, false, false));
+  CHECK_FALSE(kcont_stop(&kc));  // stop of PENDING: not EXPIRED
+  CHECK(is(now(), false, false, false));
+  CHECK_FALSE(kcont_active(&kc));
+  CHECK(kcont_getmutex(&kc) == &gate);
+  mutex_enter(&gate);
+  CHECK(kcont_setmutex(&kc, nullptr) == &gate);  // set while holding the current lock
+  mutex_exit(&gate);
+  CHECK(kcont_getmutex(&kc) == nullptr);
+  kcont_destroy(&kc);
+}

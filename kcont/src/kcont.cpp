@@ -21,6 +21,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include <cerrno>
+#include <climits>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 namespace {
@@ -542,3 +544,33 @@ int kcont_workqueue_release(kcont_wq_t* wq) {
   }
   return 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+
+namespace kcont {
+
+continuation::continuation(kcont_wq_t* wq, std::function<void()> fn, kmutex_t* lock)
+    : continuation(runtime::current(), wq, std::move(fn), lock) {}
+
+continuation::continuation(runtime& rt, kcont_wq_t* wq, std::function<void()> fn, kmutex_t* lock)
+    : fn_(std::move(fn)), hz_(rt.hz()) {
+  runtime_scope scope(rt);
+  if (kcont_init(&kc_, wq, lock, &continuation::trampoline, this, 0) != 0)
+    throw std::invalid_argument("kcont::continuation: NULL queue");
+}
+
+continuation::~continuation() {
+  kcont_destroy(&kc_);
+}
+
+int continuation::ticks_for(std::chrono::nanoseconds d) const {
+  if (d.count() <= 0) return 1;
+  __int128 t = (static_cast<__int128>(d.count()) * hz_ + 999'999'999) / 1'000'000'000;
+  return t > INT32_MAX / 2 ? INT32_MAX / 2 : static_cast<int>(t);
+}
+
+void continuation::trampoline(void* self, kcont_t*) {
+  static_cast<continuation*>(self)->fn_();
+}
+
+}  // namespace kcont

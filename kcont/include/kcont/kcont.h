@@ -87,3 +87,43 @@ bool kcont_ack(kcont_t* kc);  // clears INVOKING; returns whether it was set
 // continuations are run first).
 kcont_wq_t* kcont_workqueue_acquire(pri_t pri, int flags);
 int kcont_workqueue_release(kcont_wq_t* wq);
+
+#include <chrono>
+#include <functional>
+
+namespace kcont {
+
+// RAII continuation on a queue, taking any callable. schedule() runs it without delay;
+// schedule(duration) after the duration rounded up to whole ticks (at least one, never early).
+// The destructor destroys it (stopping it and waiting for a running call).
+class continuation {
+ public:
+  continuation(kcont_wq_t* wq, std::function<void()> fn, kmutex_t* lock = nullptr);
+  continuation(runtime& rt, kcont_wq_t* wq, std::function<void()> fn, kmutex_t* lock = nullptr);
+  ~continuation();
+  continuation(const continuation&) = delete;
+  continuation& operator=(const continuation&) = delete;
+
+  int schedule(cpu_info* ci = nullptr) { return kcont_schedule(&kc_, ci, 0); }
+  template <class Rep, class Period>
+  int schedule(std::chrono::duration<Rep, Period> after, cpu_info* ci = nullptr) {
+    return kcont_schedule(&kc_, ci, ticks_for(std::chrono::ceil<std::chrono::nanoseconds>(after)));
+  }
+  bool stop() { return kcont_stop(&kc_); }
+  bool halt() { return kcont_halt(&kc_); }
+  bool pending() { return kcont_pending(&kc_); }
+  bool expired() { return kcont_expired(&kc_); }
+  bool active() { return kcont_active(&kc_); }
+  bool invoking() { return kcont_invoking(&kc_); }
+  bool ack() { return kcont_ack(&kc_); }
+  kcont_t* get() { return &kc_; }
+
+ private:
+  int ticks_for(std::chrono::nanoseconds d) const;
+  static void trampoline(void* self, kcont_t*);
+  std::function<void()> fn_;
+  unsigned hz_;
+  kcont_t kc_;
+};
+
+}  // namespace kcont
