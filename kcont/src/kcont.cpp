@@ -259,12 +259,14 @@ void run_queue(kqueue& q) {
     void* arg = kc->kc_arg;
     lk.unlock();
     fn(arg, kc);
-    if (kmutex_t* held = kc->kc_lock.load()) mutex_exit(held);  // the lock func returned with
+    kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)
     lk.lock();
     kc->kc_runner = std::thread::id();
     kc->kc_state &= ~S_RUNNING;
     if (!(kc->kc_state & S_QUEUED)) kc->kc_state &= ~S_INVOKING;
     const bool dying = (kc->kc_state & S_DYING) != 0;
+    // Released only now: whoever takes the lock next sees the invocation finished.
+    if (held != nullptr) mutex_exit(held);
     q.ran.notify_all();
     if (dying) {  // destroyed from inside its own func: release it now
       kc->kc_magic = kDead;

@@ -8,9 +8,11 @@
 // the runner's next look: no task is stranded in the window between enter and leave.
 #include <kcont/task.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace {
 
@@ -126,6 +128,16 @@ void taskctx_barrier(taskctx* tc) {
   barrier_state b;
   task t = TASK_INITIALIZER(barrier_task, &b);
   task_dispatch(tc, &t);
-  std::unique_lock<std::mutex> lk(b.mu);
-  b.cv.wait(lk, [&] { return b.done; });
+  {
+    std::unique_lock<std::mutex> lk(b.mu);
+    b.cv.wait(lk, [&] { return b.done; });
+  }
+  // The thread that ran the barrier task still touches the context until it leaves it; wait
+  // for that too, so that the caller may free the context once no one dispatches any more.
+  for (int spins = 0; tc->tc_serializer.load() != 0; ++spins) {
+    if (spins < 64)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
 }

@@ -8,8 +8,10 @@
 //
 // task_set follows the 2015 diff and today's OpenBSD: one argument, fn(arg).
 //
-// Lifetime: the thread inside touches the taskctx until it has left it, after its last task
-// returned; call taskctx_barrier before freeing a taskctx that may still be in use.
+// taskctx_barrier returns once every task running or queued when it was called has run and
+// no thread is inside the context any more (under continuous dispatches from other threads
+// it waits for a gap). Lifetime: the thread inside touches the taskctx until it has left it;
+// stop dispatching, then taskctx_barrier, before freeing a taskctx.
 //
 // Context: task_dispatch may be called from any thread, including CPU loop threads (the
 // task then runs there and must not block). taskctx_barrier sleeps; calling it from a task
