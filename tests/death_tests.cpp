@@ -99,6 +99,16 @@ const std::map<std::string, std::function<void()>> cases = {
            wq_softnet, &m, [](void*, kcont_t*) {}, nullptr, 0);
        kcont_setmutex(kc, nullptr);  // m is not held
      }},
+    {"kcont_schedule_after_destroy",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       static kcont_t kc;
+       kcont_init(
+           &kc, wq_softnet, nullptr, [](void*, kcont_t*) {}, nullptr, 0);
+       kcont_destroy(&kc);
+       kcont_schedule(&kc, nullptr, 0);
+     }},
     {"kcont_uninitialised",
      [] {
        kcont_t kc{};

@@ -3,6 +3,7 @@
 // halt and destroy, acquired queues.
 #include <doctest/doctest.h>
 #include <kcont/kcont.h>
+#include <kcont/softint.h>
 
 #include <atomic>
 #include <mutex>
@@ -337,4 +338,66 @@ TEST_CASE("state transitions of the proposal, one by one") {
   mutex_exit(&gate);
   CHECK(kcont_getmutex(&kc) == nullptr);
   kcont_destroy(&kc);
+}
+
+TEST_CASE("on one CPU, pending continuations of higher-priority soft queues run first") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct hold {
+    std::atomic<bool> inside{false}, release{false};
+  } h;
+  void* blocker = softint_establish_rt(
+      rt, SOFTINT_HARDINTR | SOFTINT_MPSAFE,
+      [](void* a) {
+        auto* p = static_cast<hold*>(a);
+        p->inside = true;
+        while (!p->release) std::this_thread::yield();
+      },
+      &h);
+  std::mutex mu;
+  std::vector<int> order;
+  struct item {
+    int rank;
+    std::mutex* mu;
+    std::vector<int>* order;
+  };
+  item items[4] = {{3, &mu, &order}, {2, &mu, &order}, {1, &mu, &order}, {0, &mu, &order}};
+  kcont_wq_t* wqs[4] = {wq_softclock, wq_softbio, wq_softnet, wq_softserial};  // lowest first
+  kcont_t kcs[4];
+  softint_schedule_cpu(blocker, rt.cpu(1));
+  REQUIRE(wait_until([&] { return h.inside.load(); }));
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(kcont_init(
+                &kcs[i], wqs[i], nullptr,
+                [](void* a, kcont_t*) {
+                  auto* it = static_cast<item*>(a);
+                  std::lock_guard<std::mutex> lk(*it->mu);
+                  it->order->push_back(it->rank);
+                },
+                &items[i], 0) == 0);
+    REQUIRE(kcont_schedule(&kcs[i], rt.cpu(1), 0) == 0);
+  }
+  h.release = true;
+  REQUIRE(wait_until([&] {
+    std::lock_guard<std::mutex> lk(mu);
+    return order.size() == 4;
+  }));
+  CHECK(order == std::vector<int>{0, 1, 2, 3});  // serial, net, bio, clock
+  for (auto& kc : kcs) kcont_destroy(&kc);
+  softint_disestablish(blocker);
+}
+
+TEST_CASE("destroying a queued continuation from another thread cancels it") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  kmutex_t gate;
+  mutex_init(&gate, MUTEX_DEFAULT, IPL_NONE);
+  probe p;
+  kcont_t* kc = kcont_create(wq_prihigh, &gate, probe::run, &p, 0);
+  mutex_enter(&gate);
+  CHECK(kcont_schedule(kc, rt.cpu(0), 0) == 0);  // queued, cannot start
+  kcont_destroy(kc);
+  mutex_exit(&gate);
+  std::this_thread::sleep_for(20ms);
+  CHECK(p.runs == 0);
 }
