@@ -100,6 +100,30 @@ class report {
   std::vector<record> records_;
 };
 
+// The options every cost benchmark takes: --quick, --json FILE, --help. Returns -1 to go on,
+// or the exit code to end with (after --help or a bad option).
+struct common_options {
+  bool quick = false;
+  std::string json;
+};
+inline int parse_common_options(int argc, char** argv, const char* program, common_options& o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--json" && i + 1 < argc) {
+      o.json = argv[++i];
+    } else if (a == "--help" || a == "-h") {
+      std::printf("usage: %s [--quick] [--json FILE]\n", program);
+      return 0;
+    } else {
+      std::fprintf(stderr, "%s: unknown option %s (try --help)\n", program, a.c_str());
+      return 2;
+    }
+  }
+  return -1;
+}
+
 inline void print_latency_header(const char* title) {
   std::printf("\n%s\n", title);
   std::printf("  %-46s %10s %10s %10s %10s %9s\n", "mechanism", "p50 ns", "p99 ns", "p99.9 ns",

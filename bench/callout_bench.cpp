@@ -20,6 +20,7 @@
 #include <random>
 
 #include "alloc_count.h"
+#include "asio_timer_peer.h"
 #include "bench_util.h"
 
 using namespace kcont_bench;
@@ -73,24 +74,8 @@ cost bench_kcont(kcont::runtime& rt, std::size_t pending, int pairs) {
 }
 
 cost bench_asio(std::size_t pending, int pairs) {
-  boost::asio::io_context ioc(1);
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> bg;
-  bg.reserve(pending);
-  std::mt19937 rng(1);
-  for (std::size_t i = 0; i < pending; ++i) {
-    bg.push_back(std::make_unique<boost::asio::steady_timer>(ioc));
-    bg.back()->expires_after(std::chrono::seconds(3600 + rng() % 3600));
-    bg.back()->async_wait([](const boost::system::error_code&) {});
-  }
-  boost::asio::steady_timer t(ioc);
-  cost r = time_pairs(pairs, [&](int i) {
-    t.expires_after(std::chrono::milliseconds(1000 + (i & 0xffff)));
-    t.async_wait([](const boost::system::error_code&) {});
-    t.cancel();
-    ioc.poll();  // runs the cancelled handler
-  });
-  for (auto& b : bg) b->cancel();
-  ioc.poll();
+  cost r;
+  r.ns = asio_timer_arm_cancel(pending, pairs, kReps);
   return r;
 }
 
@@ -184,22 +169,10 @@ std::vector<double> bench_timerfd_floor(int samples) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
-  std::string json;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--quick")
-      quick = true;
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_callout [--quick] [--json FILE]\n");
-      return 0;
-    } else {
-      std::fprintf(stderr, "unknown option %s\n", a.c_str());
-      return 2;
-    }
-  }
+  common_options opts;
+  if (int rc = parse_common_options(argc, argv, "bench_callout", opts); rc >= 0) return rc;
+  const bool quick = opts.quick;
+  const std::string json = opts.json;
   pin_this_thread(0);
   std::printf("kcont callout benchmark — %s\n", machine_description().c_str());
   kcont::runtime_config cfg;

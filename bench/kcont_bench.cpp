@@ -10,6 +10,7 @@
 #include <random>
 
 #include "alloc_count.h"
+#include "asio_timer_peer.h"
 #include "bench_util.h"
 #include "latency_harness.h"
 
@@ -138,52 +139,13 @@ std::vector<double> bench_timer_kcont(kcont::runtime& rt, int pairs) {
   return v;
 }
 
-std::vector<double> bench_timer_asio(int pairs) {
-  boost::asio::io_context ioc(1);
-  constexpr int pending = 100000;
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> bg;
-  std::mt19937 rng(1);
-  for (int i = 0; i < pending; ++i) {
-    bg.push_back(std::make_unique<boost::asio::steady_timer>(ioc));
-    bg.back()->expires_after(std::chrono::seconds(3600 + rng() % 3600));
-    bg.back()->async_wait([](const boost::system::error_code&) {});
-  }
-  boost::asio::steady_timer t(ioc);
-  std::vector<double> v;
-  for (int r = 0; r < kReps; ++r) {
-    std::int64_t t0 = now_ns();
-    for (int i = 0; i < pairs; ++i) {
-      t.expires_after(std::chrono::milliseconds(1000 + (i & 0xffff)));
-      t.async_wait([](const boost::system::error_code&) {});
-      t.cancel();
-      ioc.poll();
-    }
-    v.push_back(static_cast<double>(now_ns() - t0) / pairs);
-  }
-  for (auto& b : bg) b->cancel();
-  ioc.poll();
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
-  std::string json;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--quick")
-      quick = true;
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_kcont [--quick] [--json FILE]\n");
-      return 0;
-    } else {
-      std::fprintf(stderr, "unknown option %s\n", a.c_str());
-      return 2;
-    }
-  }
+  common_options opts;
+  if (int rc = parse_common_options(argc, argv, "bench_kcont", opts); rc >= 0) return rc;
+  const bool quick = opts.quick;
+  const std::string json = opts.json;
   pin_this_thread(0);
   std::thread([] {}).join();
   std::printf("kcont continuation benchmark — %s\n", machine_description().c_str());
@@ -225,7 +187,7 @@ int main(int argc, char** argv) {
 
   const int pairs = quick ? 20000 : 200000;
   auto tk = summarize(bench_timer_kcont(rt, pairs));
-  auto ta = summarize(bench_timer_asio(pairs));
+  auto ta = summarize(asio_timer_arm_cancel(100000, pairs, kReps));
   std::printf(
       "\ntimer path, schedule(delay) + stop, 10^5 pending: kcont %.1f ns, "
       "asio::steady_timer %.1f ns: %.1fx   (bar >= 10x)\n",

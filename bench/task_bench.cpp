@@ -187,22 +187,10 @@ double bench_elastic_throughput(kcont::runtime& rt, int flags, int items) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
-  std::string json;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--quick")
-      quick = true;
-    else if (a == "--json" && i + 1 < argc)
-      json = argv[++i];
-    else if (a == "--help" || a == "-h") {
-      std::printf("usage: bench_task [--quick] [--json FILE]\n");
-      return 0;
-    } else {
-      std::fprintf(stderr, "unknown option %s\n", a.c_str());
-      return 2;
-    }
-  }
+  common_options opts;
+  if (int rc = parse_common_options(argc, argv, "bench_task", opts); rc >= 0) return rc;
+  const bool quick = opts.quick;
+  const std::string json = opts.json;
   pin_this_thread(0);
   std::thread([] {}).join();  // glibc's mutex skips atomics until a second thread has existed
   std::printf("kcont task benchmark — %s\n", machine_description().c_str());

@@ -480,6 +480,8 @@ int callout::ticks_for(std::chrono::nanoseconds d) const {
   return t > INT32_MAX ? INT32_MAX : static_cast<int>(t);
 }
 
-void callout::trampoline(void* self) { static_cast<callout*>(self)->fn_(); }
+void callout::trampoline(void* self) {
+  static_cast<callout*>(self)->fn_();
+}
 
 }  // namespace kcont

@@ -32,10 +32,11 @@
 
 namespace kcont::detail {
 
-using callout_list = boost::intrusive::list<
-    ::callout,
-    boost::intrusive::member_hook<::callout, boost::intrusive::list_member_hook<>, &::callout::c_link>,
-    boost::intrusive::constant_time_size<false>>;
+using callout_list =
+    boost::intrusive::list<::callout,
+                           boost::intrusive::member_hook<
+                               ::callout, boost::intrusive::list_member_hook<>, &::callout::c_link>,
+                           boost::intrusive::constant_time_size<false>>;
 
 class timing_wheel {
  public:
