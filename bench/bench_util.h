@@ -105,6 +105,7 @@ class report {
 struct common_options {
   bool quick = false;
   std::string json;
+  std::string backend = "asio";  // the loop backend of the benchmark's main runtime
 };
 inline int parse_common_options(int argc, char** argv, const char* program, common_options& o) {
   for (int i = 1; i < argc; ++i) {
@@ -113,8 +114,21 @@ inline int parse_common_options(int argc, char** argv, const char* program, comm
       o.quick = true;
     } else if (a == "--json" && i + 1 < argc) {
       o.json = argv[++i];
+    } else if (a == "--backend" && i + 1 < argc) {
+      o.backend = argv[++i];
+      if (o.backend != "asio" && o.backend != "libevent") {
+        std::fprintf(stderr, "%s: --backend takes asio or libevent, not %s\n", program,
+                     o.backend.c_str());
+        return 2;
+      }
     } else if (a == "--help" || a == "-h") {
-      std::printf("usage: %s [--quick] [--json FILE]\n", program);
+      std::printf(
+          "usage: %s [--quick] [--json FILE] [--backend asio|libevent]\n"
+          "  --quick    fewer samples and repetitions\n"
+          "  --json F   also write every figure as {name, value, unit} records to F\n"
+          "  --backend  the loop backend of the main runtime (default asio; where a row is\n"
+          "             measured on both backends, both are shown anyway)\n",
+          program);
       return 0;
     } else {
       std::fprintf(stderr, "%s: unknown option %s (try --help)\n", program, a.c_str());

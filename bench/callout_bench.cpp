@@ -177,6 +177,11 @@ int main(int argc, char** argv) {
   std::printf("kcont callout benchmark — %s\n", machine_description().c_str());
   kcont::runtime_config cfg;
   cfg.ncpu = 2;
+  kcont::parse_backend(opts.backend, cfg.backend);
+  if (!kcont::backend_available(cfg.backend)) {
+    std::fprintf(stderr, "the %s backend is not built into this kcont\n", opts.backend.c_str());
+    return 2;
+  }
   kcont::runtime rt(cfg);
   report rep;
   const int pairs = quick ? 20000 : 200000;

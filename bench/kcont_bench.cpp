@@ -151,6 +151,11 @@ int main(int argc, char** argv) {
   std::printf("kcont continuation benchmark — %s\n", machine_description().c_str());
   kcont::runtime_config cfg;
   cfg.ncpu = 2;
+  kcont::parse_backend(opts.backend, cfg.backend);
+  if (!kcont::backend_available(cfg.backend)) {
+    std::fprintf(stderr, "the %s backend is not built into this kcont\n", opts.backend.c_str());
+    return 2;
+  }
   kcont::runtime rt(cfg);
   report rep;
 
@@ -184,6 +189,22 @@ int main(int argc, char** argv) {
   rep.add_latency("kcont.latency.prihigh_cross", thr_cross);
   rep.add_latency("kcont.latency.softnet_same", soft_same);
   rep.add_latency("kcont.latency.prihigh_same", thr_same);
+  // The soft queues run on the CPU loops: the same rows on the libevent loop backend. (Thread
+  // queues wake workers through the engine, whichever loop backend the CPUs use.)
+  kcont::runtime_config ev_cfg = cfg;
+  ev_cfg.backend = kcont::backend_kind::libevent;
+  if (kcont::backend_available(ev_cfg.backend)) {
+    kcont::runtime rt_ev(ev_cfg);
+    auto ev_cross = summarize(bench_cross(o, rt_ev, wq_softnet));
+    auto ev_same = summarize(bench_same(o, rt_ev, wq_softnet));
+    print_latency_row("libevent backend: wq_softnet, cross-CPU, idle", ev_cross, floor.p50);
+    print_latency_row("libevent backend: wq_softnet, same CPU", ev_same, floor.p50);
+    std::printf("  backends, wq_softnet cross-CPU p50: libevent / asio = %.2fx\n",
+                ev_cross.p50 / soft_cross.p50);
+    rep.add_latency("kcont.latency.libevent_backend.softnet_cross", ev_cross);
+    rep.add_latency("kcont.latency.libevent_backend.softnet_same", ev_same);
+    rt_ev.stop();
+  }
 
   const int pairs = quick ? 20000 : 200000;
   auto tk = summarize(bench_timer_kcont(rt, pairs));

@@ -269,6 +269,7 @@ void print_cost(const char* name, const cost& c) {
 void usage() {
   std::printf(
       "usage: bench_softint [--samples N] [--gap-us N] [--quick] [--json FILE]\n"
+      "                     [--backend asio|libevent]\n"
       "  Measures softint schedule->handler latency (same CPU, cross-CPU idle and busy)\n"
       "  against an eventfd ping (the floor), Asio post and a mutex+condvar queue, and the\n"
       "  cost of scheduling an already-pending softint. --json writes every figure as\n"
@@ -279,6 +280,7 @@ void usage() {
 
 int main(int argc, char** argv) {
   latency_options o;
+  kcont::backend_kind backend = kcont::backend_kind::asio;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -294,7 +296,13 @@ int main(int argc, char** argv) {
       o.gap_us = std::max(0, std::atoi(next()));
     else if (a == "--quick")
       o.samples = 3000;
-    else if (a == "--json")
+    else if (a == "--backend") {
+      if (!kcont::parse_backend(next(), backend) || !kcont::backend_available(backend)) {
+        std::fprintf(stderr, "--backend takes asio%s\n",
+                     kcont::backend_available(kcont::backend_kind::libevent) ? " or libevent" : "");
+        return 2;
+      }
+    } else if (a == "--json")
       o.json = next();
     else if (a == "--help" || a == "-h") {
       usage();
@@ -318,6 +326,7 @@ int main(int argc, char** argv) {
   report rep;
   kcont::runtime_config cfg;
   cfg.ncpu = 2;
+  cfg.backend = backend;
   kcont::runtime rt(cfg);
 
   auto floor = summarize(bench_eventfd_floor(o));

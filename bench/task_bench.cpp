@@ -249,6 +249,11 @@ int main(int argc, char** argv) {
   lo.samples = quick ? 2000 : 10000;
   kcont::runtime_config cfg;
   cfg.ncpu = 2;
+  kcont::parse_backend(opts.backend, cfg.backend);
+  if (!kcont::backend_available(cfg.backend)) {
+    std::fprintf(stderr, "the %s backend is not built into this kcont\n", opts.backend.c_str());
+    return 2;
+  }
   kcont::runtime rt(cfg);
   auto floor = summarize(bench_eventfd_floor(lo));
   auto wql = summarize(bench_workqueue_latency(lo, rt));
