@@ -161,4 +161,13 @@ inline std::string machine_description() {
   return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores";
 }
 
+// Common start of a benchmark program: the sender side on core 0, a second thread started
+// once (glibc's mutex skips its atomics until the process has had two threads), a title line
+// with the machine.
+inline void bench_start(const char* title) {
+  pin_this_thread(0);
+  std::thread([] {}).join();
+  std::printf("%s — %s\n", title, machine_description().c_str());
+}
+
 }  // namespace kcont_bench

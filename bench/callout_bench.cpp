@@ -173,8 +173,7 @@ int main(int argc, char** argv) {
   if (int rc = parse_common_options(argc, argv, "bench_callout", opts); rc >= 0) return rc;
   const bool quick = opts.quick;
   const std::string json = opts.json;
-  pin_this_thread(0);
-  std::printf("kcont callout benchmark — %s\n", machine_description().c_str());
+  bench_start("kcont callout benchmark");
   kcont::runtime_config cfg;
   cfg.ncpu = 2;
   kcont::parse_backend(opts.backend, cfg.backend);

@@ -191,9 +191,7 @@ int main(int argc, char** argv) {
   if (int rc = parse_common_options(argc, argv, "bench_task", opts); rc >= 0) return rc;
   const bool quick = opts.quick;
   const std::string json = opts.json;
-  pin_this_thread(0);
-  std::thread([] {}).join();  // glibc's mutex skips atomics until a second thread has existed
-  std::printf("kcont task benchmark — %s\n", machine_description().c_str());
+  bench_start("kcont task benchmark");
   const int ops = quick ? 200000 : 2000000;
   report rep;
 

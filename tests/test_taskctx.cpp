@@ -128,16 +128,8 @@ TEST_CASE("a task is copied before it runs: it may free itself") {
 TEST_CASE("taskctx_barrier waits for the task running in the context") {
   taskctx tc;
   taskctx_init(&tc, 0);
-  struct slow {
-    std::atomic<bool> inside{false}, finished{false};
-    static void run(void* a) {
-      auto* s = static_cast<slow*>(a);
-      s->inside = true;
-      std::this_thread::sleep_for(50ms);
-      s->finished = true;
-    }
-  } s;
-  task t = TASK_INITIALIZER(slow::run, &s);
+  kcont_test::slow_call s;
+  task t = TASK_INITIALIZER(kcont_test::slow_call::task_fn, &s);
   std::thread runner([&] { task_dispatch(&tc, &t); });
   REQUIRE(wait_until([&] { return s.inside.load(); }));
   taskctx_barrier(&tc);

@@ -126,16 +126,8 @@ TEST_CASE(
   kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   taskq* tq = taskq_create("bar", 1, 0, TASKQ_MPSAFE);
-  struct slow {
-    std::atomic<bool> inside{false}, finished{false};
-    static void run(void* a) {
-      auto* s = static_cast<slow*>(a);
-      s->inside = true;
-      std::this_thread::sleep_for(50ms);
-      s->finished = true;
-    }
-  } s;
-  task t = TASK_INITIALIZER(slow::run, &s);
+  kcont_test::slow_call s;
+  task t = TASK_INITIALIZER(kcont_test::slow_call::task_fn, &s);
   task_add(tq, &t);
   REQUIRE(wait_until([&] { return s.inside.load(); }));
   taskq_barrier(tq);
@@ -160,16 +152,8 @@ TEST_CASE("taskq_del_barrier removes a queued task, or waits for it to finish ru
   kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   taskq* tq = taskq_create("delbar", 1, 0, TASKQ_MPSAFE);
-  struct slow {
-    std::atomic<bool> inside{false}, finished{false};
-    static void run(void* a) {
-      auto* s = static_cast<slow*>(a);
-      s->inside = true;
-      std::this_thread::sleep_for(50ms);
-      s->finished = true;
-    }
-  } s;
-  task t = TASK_INITIALIZER(slow::run, &s);
+  kcont_test::slow_call s;
+  task t = TASK_INITIALIZER(kcont_test::slow_call::task_fn, &s);
   counter c;
   task queued = TASK_INITIALIZER(counter::run, &c);
   task_add(tq, &t);

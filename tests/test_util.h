@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <kcont/runtime.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -29,6 +30,18 @@ bool wait_until(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
   }
   return true;
 }
+
+// A task body that takes a while: `inside` once it started, `finished` once it is done. The
+// barrier, halt and wait tests check that they returned only after `finished`.
+struct slow_call {
+  std::atomic<bool> inside{false}, finished{false};
+  void run() {
+    inside = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    finished = true;
+  }
+  static void task_fn(void* self) { static_cast<slow_call*>(self)->run(); }
+};
 
 // Threads of this process now (entries of /proc/self/task).
 inline int process_threads() {
