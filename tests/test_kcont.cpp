@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -385,6 +386,74 @@ TEST_CASE("on one CPU, pending continuations of higher-priority soft queues run 
   CHECK(order == std::vector<int>{0, 1, 2, 3});  // serial, net, bio, clock
   for (auto& kc : kcs) kcont_destroy(&kc);
   softint_disestablish(blocker);
+}
+
+TEST_CASE("on one CPU, pending continuations of higher-priority thread queues start first") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  kcont_wq_t* wqs[4] = {wq_prihigh, wq_primedhigh, wq_primedlow, wq_prilow};
+  // A blocker per level keeps each level's queue busy on CPU 1 while the work piles up.
+  struct gate {
+    std::atomic<int> inside{0};
+    std::atomic<bool> release{false};
+  } g;
+  // kpause is a blocking point: a sleeping continuation does not hold lower levels back.
+  auto block = [](void* a, kcont_t*) {
+    auto* p = static_cast<gate*>(a);
+    ++p->inside;
+    while (!p->release) kpause("block", false, 1, nullptr);
+  };
+  struct release_on_exit {
+    gate& g;
+    ~release_on_exit() { g.release = true; }
+  } guard{g};
+  kcont_t blockers[4];
+  for (int l = 0; l < 4; ++l) {
+    REQUIRE(kcont_init(&blockers[l], wqs[l], nullptr, block, &g, 0) == 0);
+    REQUIRE(kcont_schedule(&blockers[l], rt.cpu(1), 0) == 0);
+  }
+  REQUIRE(wait_until([&] { return g.inside.load() == 4; }));
+
+  std::mutex mu;
+  std::vector<int> order;
+  struct item {
+    int level;
+    std::mutex* mu;
+    std::vector<int>* order;
+  };
+  constexpr int per_level = 3;
+  std::vector<item> items;
+  items.reserve(4 * per_level);
+  std::vector<kcont_t> kcs(4 * per_level);
+  for (int l = 3; l >= 0; --l) {  // lowest level first
+    for (int k = 0; k < per_level; ++k) {
+      items.push_back({l, &mu, &order});
+      kcont_t* kc = &kcs[items.size() - 1];
+      REQUIRE(kcont_init(
+                  kc, wqs[l], nullptr,
+                  [](void* a, kcont_t*) {
+                    auto* it = static_cast<item*>(a);
+                    std::lock_guard<std::mutex> lk(*it->mu);
+                    it->order->push_back(it->level);
+                  },
+                  &items.back(), 0) == 0);
+      REQUIRE(kcont_schedule(kc, rt.cpu(1), 0) == 0);
+    }
+  }
+  g.release = true;
+  REQUIRE(wait_until([&] {
+    std::lock_guard<std::mutex> lk(mu);
+    return order.size() == 4 * per_level;
+  }));
+  // Every continuation starts only once none of a higher level is waiting on that CPU.
+  std::vector<int> expected;
+  for (int l = 0; l < 4; ++l) expected.insert(expected.end(), per_level, l);
+  std::string got;
+  for (int l : order) got += std::to_string(l);
+  INFO("start order by level: ", got);
+  CHECK(order == expected);
+  for (auto& kc : kcs) kcont_destroy(&kc);
+  for (auto& kc : blockers) kcont_destroy(&kc);
 }
 
 TEST_CASE("destroying a queued continuation from another thread cancels it") {

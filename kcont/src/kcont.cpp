@@ -9,6 +9,15 @@
 // runs meanwhile. When only blocked work is left, a soft queue retries one tick later (it
 // must not block) and a thread queue sleeps briefly and drains again.
 //
+// Priority among the predefined thread queues (wq_prihigh .. wq_prilow) on one CPU: their
+// drains run on separate worker pools, so each CPU keeps a `ready` flag per level (its queue
+// has runnable work not stuck on a lock, or a continuation running that has not gone to sleep
+// at a blocking point) and a bitmask of lower levels that stood aside. A
+// drain about to start a continuation first checks the higher levels' flags; if one is set it
+// records itself in the mask and returns, and whoever clears the last higher flag kicks it
+// again (flag store, then mask load, against mask store, then flag load: seq_cst, so one side
+// sees the other). A running continuation is never preempted.
+//
 // A continuation's fields are guarded by the mutex of the kqueue it belongs to (kc_queue);
 // kcont_lock() finds it and re-checks, as callout_lock() does. Lock order: a continuation's
 // own lock (held by func or by callers of setmutex) -> kqueue::mu -> the layers below.
@@ -20,6 +29,7 @@
 
 #include <boost/intrusive/list.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
@@ -55,6 +65,14 @@ using kcont_list = boost::intrusive::list<
     boost::intrusive::constant_time_size<false>>;
 
 struct binding;
+struct kqueue;
+
+// One CPU's view of the four predefined thread levels (see the file comment).
+struct alignas(64) level_gate {
+  std::atomic<bool> ready[4] = {};
+  std::atomic<unsigned> waiting{0};  // bit L: level L's drain stood aside
+  kqueue* queues[4] = {};
+};
 
 struct kqueue {
   std::mutex mu;
@@ -66,6 +84,8 @@ struct kqueue {
   bool drain_queued = false;
   callout retry;  // soft queues: try again one tick later when only blocked work is left
   bool retry_armed = false;
+  level_gate* gate = nullptr;  // predefined thread queues: their CPU's gate
+  unsigned level = 0;          // ... and their level in it, 0 = wq_prihigh
 };
 
 struct binding {
@@ -115,7 +135,7 @@ void retry_drain(void* qp) {
 }
 
 std::unique_ptr<binding> make_binding(kcont::runtime& rt, bool soft, unsigned level_or_pri,
-                                      bool percpu) {
+                                      bool percpu, level_gate* gates = nullptr) {
   auto b = std::make_unique<binding>();
   b->rt = &rt;
   b->soft = soft;
@@ -128,6 +148,11 @@ std::unique_ptr<binding> make_binding(kcont::runtime& rt, bool soft, unsigned le
     q->cpu = percpu ? rt.cpu(i) : nullptr;
     callout_init(&q->retry, CALLOUT_MPSAFE);
     if (q->cpu != nullptr) callout_bind(&q->retry, q->cpu);
+    if (gates != nullptr) {
+      q->gate = &gates[i];
+      q->level = level_or_pri;
+      gates[i].queues[level_or_pri] = q.get();
+    }
     b->queues.push_back(std::move(q));
   }
   if (soft) {
@@ -154,6 +179,7 @@ void free_binding(binding* b) {
 }
 
 struct runtime_state {
+  std::unique_ptr<level_gate[]> gates;  // one per CPU
   std::unique_ptr<binding> predefined[8];
   std::mutex acquire_mu;
   std::map<std::pair<int, int>, kcont_wq*> acquired;
@@ -161,9 +187,11 @@ struct runtime_state {
 
 void* create_state(kcont::runtime& rt) {
   auto* st = new runtime_state;
+  st->gates = std::make_unique<level_gate[]>(rt.ncpu());
   for (int k = 0; k < 8; ++k)
-    st->predefined[k] = k < 4 ? make_binding(rt, true, kSoftLevel[k], true)
-                              : make_binding(rt, false, static_cast<unsigned>(k - 4), true);
+    st->predefined[k] =
+        k < 4 ? make_binding(rt, true, kSoftLevel[k], true)
+              : make_binding(rt, false, static_cast<unsigned>(k - 4), true, st->gates.get());
   return st;
 }
 void destroy_state(void* p) {
@@ -216,11 +244,45 @@ void kick(kqueue& q) {
   }
 }
 
+// q.mu held: records whether q has runnable work. True when the flag fell while a lower level
+// stood aside: the caller then calls wake_waiting() once it holds no kqueue lock.
+bool set_ready(kqueue& q, bool ready) {
+  if (q.gate == nullptr) return false;
+  const bool was = q.gate->ready[q.level].exchange(ready, std::memory_order_seq_cst);
+  return was && !ready && q.gate->waiting.load(std::memory_order_seq_cst) != 0;
+}
+
+bool higher_ready(const kqueue& q) {
+  for (unsigned l = 0; l < q.level; ++l)
+    if (q.gate->ready[l].load(std::memory_order_seq_cst)) return true;
+  return false;
+}
+
+// q.mu held: true if q must let a higher level's runnable work start first. It is then
+// recorded as waiting, and kicked again when that work has started.
+bool stand_aside(kqueue& q) {
+  if (q.gate == nullptr || !higher_ready(q)) return false;
+  q.gate->waiting.fetch_or(1u << q.level, std::memory_order_seq_cst);
+  return higher_ready(q);  // else the higher level emptied meanwhile: carry on
+}
+
+// No kqueue lock held: kicks the levels that stood aside (they check again themselves).
+void wake_waiting(level_gate* gate) {
+  unsigned bits = gate->waiting.exchange(0, std::memory_order_seq_cst);
+  for (unsigned l = 0; bits != 0; ++l, bits >>= 1) {
+    if (!(bits & 1u)) continue;
+    kqueue& w = *gate->queues[l];
+    std::lock_guard<std::mutex> lk(w.mu);
+    if (!w.runnable.empty()) kick(w);
+  }
+}
+
 // Makes kc runnable on q (which it belongs to; q->mu held).
 void make_runnable(kqueue& q, kcont_t* kc) {
   if (kc->kc_state & S_QUEUED) return;
   kc->kc_state |= S_QUEUED;
   q.runnable.push_back(*kc);
+  set_ready(q, true);
   if (!(kc->kc_state & S_RUNNING)) kick(q);  // a running one is picked up when func returns
 }
 
@@ -233,9 +295,22 @@ void expire(void* p) {  // the timer's callout handler
   make_runnable(q, kc);
 }
 
+// Block observer of a running thread-queue continuation: while it sleeps, its level holds
+// the CPU's lower levels back only if it has more work queued.
+void sleeping(void* qp) {
+  auto& q = *static_cast<kqueue*>(qp);
+  bool fell;
+  {
+    std::lock_guard<std::mutex> lk(q.mu);
+    fell = set_ready(q, !q.runnable.empty());
+  }
+  if (fell) wake_waiting(q.gate);
+}
+
 void run_queue(kqueue& q) {
   std::unique_lock<std::mutex> lk(q.mu);
   q.drain_queued = false;
+  bool fell = set_ready(q, !q.runnable.empty());
   kmutex_t* blocked[16];
   unsigned nblocked = 0;
   auto is_blocked = [&](kmutex_t* m) {
@@ -245,6 +320,11 @@ void run_queue(kqueue& q) {
   };
   auto it = q.runnable.begin();
   while (it != q.runnable.end()) {
+    if (stand_aside(q)) {
+      lk.unlock();
+      if (fell) wake_waiting(q.gate);
+      return;
+    }
     kcont_t* kc = &*it;
     kmutex_t* lock = kc->kc_lock.load();
     if (lock != nullptr && (is_blocked(lock) || !mutex_tryenter(lock))) {
@@ -258,7 +338,12 @@ void run_queue(kqueue& q) {
     kcont_func_t fn = kc->kc_func;
     void* arg = kc->kc_arg;
     lk.unlock();
+    if (fell) wake_waiting(q.gate);
+    fell = false;
+    kcont::machine::block_observer previous;
+    if (q.gate != nullptr) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
     fn(arg, kc);
+    if (q.gate != nullptr) kcont::machine::set_thread_block_observer(previous);
     kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)
     lk.lock();
     kc->kc_runner = std::thread::id();
@@ -267,6 +352,7 @@ void run_queue(kqueue& q) {
     const bool dying = (kc->kc_state & S_DYING) != 0;
     // Released only now: whoever takes the lock next sees the invocation finished.
     if (held != nullptr) mutex_exit(held);
+    fell = set_ready(q, !q.runnable.empty());
     q.ran.notify_all();
     if (dying) {  // destroyed from inside its own func: release it now
       kc->kc_magic = kDead;
@@ -279,6 +365,12 @@ void run_queue(kqueue& q) {
     }
     it = q.runnable.begin();  // start again from the oldest: a lock may be free now
     nblocked = 0;
+  }
+  // Empty, or only work whose lock is held elsewhere: lower levels need not wait for it.
+  if (set_ready(q, false) || fell) {
+    lk.unlock();
+    wake_waiting(q.gate);
+    lk.lock();
   }
   if (q.runnable.empty()) return;
   // Only work whose lock is held elsewhere is left: try again a little later.

@@ -24,7 +24,17 @@ void kcont::machine::set_blocking_hooks(void (*begin)(), void (*end)()) {
   g_block_begin.store(begin);
   g_block_end.store(end);
 }
+namespace {
+thread_local kcont::machine::block_observer tl_block_observer;
+}
+
+kcont::machine::block_observer kcont::machine::set_thread_block_observer(block_observer o) {
+  block_observer previous = tl_block_observer;
+  tl_block_observer = o;
+  return previous;
+}
 void kcont::machine::blocking_begin() {
+  if (tl_block_observer.begin != nullptr) tl_block_observer.begin(tl_block_observer.arg);
   if (auto f = g_block_begin.load(std::memory_order_acquire)) f();
 }
 void kcont::machine::blocking_end() {

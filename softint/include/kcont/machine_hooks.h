@@ -33,8 +33,17 @@ std::int64_t epoch_ns(runtime& rt);  // when the runtime was created: its tick 0
 // Called around a blocking wait in the machine layer (a contended kmutex_t), so that the
 // worker engine can let another worker run while this one sleeps. Process-wide; set once.
 void set_blocking_hooks(void (*begin)(), void (*end)());
-void blocking_begin();  // calls the hooks if set
+void blocking_begin();  // calls this thread's observer and the hooks, where set
 void blocking_end();
+
+// This thread's observer of blocking points, told (before the process-wide hook) when code
+// it runs is about to sleep. The kcont layer sets it around a thread-queue continuation so
+// that lower-priority queues of that CPU may run while it sleeps. Returns the previous one.
+struct block_observer {
+  void (*begin)(void* arg) = nullptr;
+  void* arg = nullptr;
+};
+block_observer set_thread_block_observer(block_observer observer);
 
 // Per-runtime state of a higher layer: created on first use by `create`, destroyed by
 // `destroy` when the runtime is destroyed (after its CPUs have stopped), highest layer first.
