@@ -1,0 +1,184 @@
+// The simulated hardware: the DMA engine thread, RX reception, doorbell and interrupts.
+//
+// The engine sleeps in ppoll on an eventfd (the doorbell) and, with a tap wire, the tap's fd.
+// Doorbell protocol (Dekker, seq_cst): a ringer sets `bell`, then wakes the engine only if it
+// announced sleep; the engine announces sleep, then takes `bell` once more before polling. So
+// a ring is never lost, and a busy engine costs the ringer no system call.
+#include "nic_impl.h"
+
+#include <kcont/machine_hooks.h>
+#include <kcont/softint.h>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace kcont::net {
+
+void sim_nic::impl::raise(unsigned bits) {
+  intr_status.fetch_or(bits, std::memory_order_release);
+  softint_schedule_cpu(intr_si, intr_ci);
+}
+
+void sim_nic::impl::ring_doorbell() {
+  bell.store(true, std::memory_order_seq_cst);
+  if (engine_sleeping.load(std::memory_order_seq_cst) == 0) return;
+  int expected = 1;
+  if (engine_sleeping.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(bell_fd, &one, sizeof one);
+  }
+}
+
+void sim_nic::impl::engine_main() {
+  const std::int64_t interval = cfg.dma_pps == 0 ? 0 : 1'000'000'000 / std::int64_t(cfg.dma_pps);
+  std::int64_t next_slot = 0;  // rate limit: earliest time of the next frame
+  std::uint32_t hw = tx_hw.load(std::memory_order_relaxed);
+  while (!engine_stop.load(std::memory_order_acquire)) {
+    bell.store(false, std::memory_order_relaxed);
+    unsigned done = 0;
+    bool busy = false;
+    std::int64_t wait_until = -1;
+    std::uint32_t prod = tx_prod.load(std::memory_order_acquire);
+    while (hw != prod && done < 64) {
+      if (interval != 0) {
+        const std::int64_t now = machine::now_ns();
+        if (now < next_slot) {
+          wait_until = next_slot;
+          break;
+        }
+        // No credit for idle time beyond one frame: the rate is a ceiling, not an average.
+        next_slot = (next_slot + interval < now ? now : next_slot) + interval;
+      }
+      pkt* m = tx_ring[hw & tx_mask];
+      const auto r = gone.load(std::memory_order_relaxed) ? wire::tx_result::dropped
+                                                          : w->transmit(*face, m->data, m->len);
+      if (r == wire::tx_result::busy) {
+        busy = true;
+        break;
+      }
+      if (r == wire::tx_result::sent) {
+        st.tx_frames.add();
+        st.tx_bytes.add(m->len);
+      } else {
+        st.tx_wire_drops.add();
+      }
+      ++hw;
+      tx_hw.store(hw, std::memory_order_release);
+      ++done;
+      if (hw == prod) prod = tx_prod.load(std::memory_order_acquire);
+    }
+    if (done != 0) raise(intr_tx);
+    if (done != 0 && !busy && wait_until < 0) continue;  // there may be more
+
+    // Nothing to do now: sleep until the doorbell, the tap, or the rate limit's next slot.
+    const int rxfd = gone.load(std::memory_order_relaxed) ? -1 : w->rx_fd(*face);
+    bool watch_rx = false;
+    if (rxfd >= 0) {
+      watch_rx = face->hw_rx_has_room();
+      if (!watch_rx) {  // RX ring full: stop reading the tap until rxeof posts buffers
+        rx_room_waiter.store(face, std::memory_order_seq_cst);
+        watch_rx = face->hw_rx_has_room();
+      }
+    }
+    engine_sleeping.store(1, std::memory_order_seq_cst);
+    if (bell.exchange(false, std::memory_order_seq_cst) ||
+        engine_stop.load(std::memory_order_seq_cst)) {
+      engine_sleeping.store(0, std::memory_order_relaxed);
+      continue;
+    }
+    pollfd fds[2] = {{bell_fd, POLLIN, 0}, {rxfd, POLLIN, 0}};
+    timespec ts{};
+    timespec* timeout = nullptr;
+    if (wait_until >= 0) {
+      std::int64_t d = wait_until - machine::now_ns();
+      if (d < 0) d = 0;
+      ts = {static_cast<time_t>(d / 1'000'000'000), static_cast<long>(d % 1'000'000'000)};
+      timeout = &ts;
+    }
+    ::ppoll(fds, watch_rx ? 2 : 1, timeout, nullptr);
+    engine_sleeping.store(0, std::memory_order_seq_cst);
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t r = ::read(bell_fd, &count, sizeof count);
+    }
+    if (watch_rx && fds[1].revents != 0 && !w->pull_rx(*face)) {
+      gone.store(true, std::memory_order_release);
+      report(cfg.name + ": the wire is gone (" + w->describe() + "); transmit drops from now on");
+    }
+  }
+}
+
+bool sim_nic::hw_rx_has_room() const {
+  return d_->rx_fill.load(std::memory_order_relaxed) != d_->rx_post.load(std::memory_order_seq_cst);
+}
+
+sim_nic::rx_result sim_nic::hw_receive(const std::uint8_t* frame, std::size_t len) {
+  impl& d = *d_;
+  d.rx_users.fetch_add(1, std::memory_order_seq_cst);
+  struct leave {
+    impl& d;
+    ~leave() { d.rx_users.fetch_sub(1, std::memory_order_release); }
+  } guard{d};
+  if (!d.rx_enabled.load(std::memory_order_seq_cst)) return rx_result::down;
+  if (len < 14) {
+    d.st.rx_runts.add();
+    return rx_result::runt;
+  }
+  if (len > frame_max) {
+    d.st.rx_oversized.add();
+    return rx_result::oversized;
+  }
+  const std::uint32_t fill = d.rx_fill.load(std::memory_order_relaxed);
+  if (fill == d.rx_post.load(std::memory_order_acquire)) return rx_result::no_buffer;
+  pkt* m = d.rx_ring[fill & d.rx_mask];
+  std::memcpy(m->data, frame, len);
+  m->len = static_cast<std::uint32_t>(len);
+  d.rx_fill.store(fill + 1, std::memory_order_release);
+  d.st.rx_frames.add();
+  d.raise(intr_rx);
+  return rx_result::accepted;
+}
+
+void sim_nic::doorbell() {
+  d_->ring_doorbell();
+}
+
+void sim_nic::wait_for_rx_room(sim_nic& receiver) {
+  receiver.d_->rx_room_waiter.store(this, std::memory_order_seq_cst);
+}
+
+bool sim_nic::wire_gone() const {
+  return d_->gone.load(std::memory_order_acquire);
+}
+
+// ---- the in-memory wire ---------------------------------------------------------------------
+
+void memory_wire::connect(sim_nic& a, sim_nic* b) {
+  a_ = &a;
+  b_ = b;
+  a.attach(*this);
+  if (b != nullptr) b->attach(*this);
+}
+
+wire::tx_result memory_wire::transmit(sim_nic& from, const std::uint8_t* frame, std::size_t len) {
+  sim_nic* peer = b_ == nullptr ? a_ : (&from == a_ ? b_ : a_);
+  auto r = peer->hw_receive(frame, len);
+  if (r == sim_nic::rx_result::no_buffer) {
+    // Flow control: ask to be rung when the receiver posts buffers, then look once more
+    // (the receiver posts, then takes the waiter: one of us sees the other).
+    from.wait_for_rx_room(*peer);
+    r = peer->hw_receive(frame, len);
+    if (r == sim_nic::rx_result::no_buffer) return tx_result::busy;
+  }
+  return r == sim_nic::rx_result::down ? tx_result::dropped : tx_result::sent;
+}
+
+std::string memory_wire::describe() const {
+  return b_ == nullptr ? "in-memory wire, looped back" : "in-memory wire, two NICs back to back";
+}
+
+}  // namespace kcont::net
