@@ -1,0 +1,173 @@
+#include "nicsim_options.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace kcont::net {
+namespace {
+
+const char* const kHelp = R"(usage: kcont-nicsim [options]
+
+Runs simulated NICs whose driver is written the way OpenBSD's myx(4) is after the 2015 taskctx
+diff, on kcont's softints, callouts, task queues and continuations. Producer threads play the
+network stack (ifq_enqueue + if_start); the NIC's DMA engine puts the frames on a wire; the
+receiving NIC's RX interrupt hands them to input processing on wq_softnet continuations, which
+checks every frame (flow, sequence number, checksum). Prints live statistics once a second and
+a summary at the end. Ctrl-C stops cleanly (a tap is removed).
+
+wire:
+  --wire auto|tap|memory|pair  auto (default): a tap device if one can be made, else the
+                         in-memory wire; tap: a tap device or fail; memory: one NIC looped back
+                         in memory; pair: two NICs back to back in memory (A sends, B receives)
+  --tap-name NAME        tap interface name or pattern (default kcont%d). With a tap, the NIC's
+                         frames go to the host (watch with: tcpdump -i NAME) and frames the host
+                         sends come back in; nothing loops back, so rx counts only host traffic.
+driver:
+  --mode taskctx|taskq|naive  start path (default taskctx): taskctx = the diff's fix (start
+                         dispatched into the ifqueue serialiser, oactive cleared only inside it);
+                         taskq = start deferred to a task queue; naive = txeof clears oactive
+                         outside the serialiser (the race: watch for stalls)
+  --tx-ring N            TX descriptors, a power of two (default 256)
+  --rx-ring N            RX descriptors, a power of two (default 256)
+  --ifq-len N            send queue length (default 256)
+  --dma-pps N            TX DMA rate in frames/s (default 0 = as fast as it goes)
+  --intr-cpu N           CPU for the completion interrupts and RX input (default 0)
+  --race-delay-us N      widen the oactive race: start pauses N us between finding the ring
+                         full and setting oactive (default 0)
+  --no-recheck           taskctx/taskq: do not look at the ring again after setting oactive
+                         (shows the window the diff alone leaves open)
+  --stall-ms N           stall detector threshold (default 200)
+  --no-recover           report stalls but do not restart the interface
+traffic:
+  --seconds S            run time (default 10) unless --packets is given
+  --packets N            send N frames, then stop
+  --producers N          producer threads, one flow each (default 2, at most 64)
+  --frame-size N         frame length in bytes, 64..1518 (default 128)
+  --no-drop              producers wait when the send queue is full instead of dropping
+runtime:
+  --ncpu N               virtual CPUs (default: the host's)
+  --backend asio|libevent  the CPU loops' event library (default asio)
+output:
+  --quiet                no live lines, only the summary
+  --json FILE            write the summary as JSON records {name, value, unit}
+  --help                 this text
+)";
+
+bool to_u64(const char* s, std::uint64_t& out) {
+  if (s == nullptr || *s == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || s[0] == '-') return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
+  auto bad = [](const std::string& what) {
+    std::fprintf(stderr, "kcont-nicsim: %s (see --help)\n", what.c_str());
+    return 2;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    std::uint64_t n = 0;
+    auto number = [&](std::uint64_t lo, std::uint64_t hi) {
+      if (!to_u64(v, n) || n < lo || n > hi) return false;
+      ++i;
+      return true;
+    };
+    auto range = [&](std::uint64_t lo, std::uint64_t hi) {
+      return "'" + a + "' needs a number in " + std::to_string(lo) + ".." + std::to_string(hi);
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      return 0;
+    } else if (a == "--wire") {
+      const std::string w = v ? v : "";
+      if (w == "auto") o.wire = wire_choice::automatic;
+      else if (w == "tap") o.wire = wire_choice::tap;
+      else if (w == "memory") o.wire = wire_choice::memory;
+      else if (w == "pair") o.wire = wire_choice::pair;
+      else return bad("--wire takes auto, tap, memory or pair, not '" + w + "'");
+      ++i;
+    } else if (a == "--tap-name") {
+      if (v == nullptr || std::strlen(v) == 0 || std::strlen(v) >= 16)
+        return bad("--tap-name needs a name of 1..15 characters");
+      o.tap_name = v;
+      ++i;
+    } else if (a == "--mode") {
+      if (v == nullptr || !parse_start_mode(v, o.mode))
+        return bad("--mode takes taskctx, taskq or naive");
+      o.nic.mode = o.mode;
+      ++i;
+    } else if (a == "--tx-ring") {
+      if (!number(4, 65536) || (n & (n - 1)) != 0) return bad("--tx-ring needs a power of two in 4..65536");
+      o.nic.tx_ring = static_cast<unsigned>(n);
+    } else if (a == "--rx-ring") {
+      if (!number(4, 65536) || (n & (n - 1)) != 0) return bad("--rx-ring needs a power of two in 4..65536");
+      o.nic.rx_ring = static_cast<unsigned>(n);
+    } else if (a == "--ifq-len") {
+      if (!number(1, 1 << 20)) return bad(range(1, 1 << 20));
+      o.nic.ifq_maxlen = static_cast<unsigned>(n);
+    } else if (a == "--dma-pps") {
+      if (!number(0, 1'000'000'000)) return bad(range(0, 1'000'000'000));
+      o.nic.dma_pps = n;
+    } else if (a == "--intr-cpu") {
+      if (!number(0, 1023)) return bad(range(0, 1023));
+      o.nic.intr_cpu = static_cast<unsigned>(n);
+    } else if (a == "--race-delay-us") {
+      if (!number(0, 1'000'000)) return bad(range(0, 1'000'000));
+      o.nic.race_delay_ns = static_cast<std::int64_t>(n) * 1000;
+    } else if (a == "--no-recheck") {
+      o.nic.oactive_recheck = false;
+    } else if (a == "--stall-ms") {
+      if (!number(1, 600'000)) return bad(range(1, 600'000));
+      o.nic.stall_ms = static_cast<unsigned>(n);
+    } else if (a == "--no-recover") {
+      o.nic.watchdog_recover = false;
+    } else if (a == "--seconds") {
+      char* end = nullptr;
+      double s = v ? std::strtod(v, &end) : -1;
+      if (v == nullptr || *end != '\0' || !(s > 0) || s > 86400)
+        return bad("--seconds needs a duration in (0, 86400]");
+      o.seconds = s;
+      ++i;
+    } else if (a == "--packets") {
+      if (!number(1, UINT64_MAX / 2)) return bad("--packets needs a positive count");
+      o.packets = n;
+    } else if (a == "--producers") {
+      if (!number(1, max_flows)) return bad(range(1, max_flows));
+      o.producers = static_cast<unsigned>(n);
+    } else if (a == "--frame-size") {
+      if (!number(sim_frame_min, frame_max)) return bad(range(sim_frame_min, frame_max));
+      o.frame_len = n;
+    } else if (a == "--no-drop") {
+      o.no_drop = true;
+    } else if (a == "--quiet") {
+      o.quiet = true;
+    } else if (a == "--ncpu") {
+      if (!number(1, 1024)) return bad(range(1, 1024));
+      o.ncpu = static_cast<unsigned>(n);
+    } else if (a == "--backend") {
+      if (v == nullptr || !parse_backend(v, o.backend))
+        return bad("--backend takes asio or libevent");
+      if (!backend_available(o.backend))
+        return bad("this build has no libevent backend (libevent-dev was not found)");
+      ++i;
+    } else if (a == "--json") {
+      if (v == nullptr) return bad("--json needs a file name");
+      o.json_path = v;
+      ++i;
+    } else {
+      return bad("unknown option '" + a + "'");
+    }
+  }
+  return -1;
+}
+
+}  // namespace kcont::net
