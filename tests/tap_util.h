@@ -126,7 +126,8 @@ class raw_socket {
       ssize_t n = ::recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC,
                              reinterpret_cast<sockaddr*>(&from), &fromlen);
       if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) continue;
+        // ENETDOWN: the link went down since the last call (reported once, then cleared).
+        if (errno == EAGAIN || errno == EINTR || errno == ENETDOWN) continue;
         return std::nullopt;
       }
       if (from.sll_pkttype == PACKET_OUTGOING) continue;  // the host's own transmissions
@@ -201,6 +202,21 @@ inline int link_flags(const std::string& name) {
   int r = ::ioctl(s, SIOCGIFFLAGS, &ifr);
   ::close(s);
   return r < 0 ? -1 : static_cast<unsigned short>(ifr.ifr_flags);
+}
+
+// Sets or clears IFF_UP on the interface (like `ip link set NAME up|down`).
+inline bool set_link_up(const std::string& name, bool up) {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  bool ok = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  if (ok) {
+    ifr.ifr_flags = static_cast<short>(up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP);
+    ok = ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  }
+  ::close(s);
+  return ok;
 }
 
 // Turns IPv6 off on the interface, so the host's stack stops sending its own frames (router

@@ -258,6 +258,36 @@ TEST_CASE("tap: reading an empty tap gives none") {
   CHECK(::poll(&p, 1, 0) == 0);
 }
 
+TEST_CASE("tap: while the interface is down writes fail with EIO and reads find nothing") {
+  TAP_OR_SKIP(tap, 0);
+  RAW_OR_SKIP(host, tap);
+  REQUIRE(set_link_up(tap->name(), false));
+  CHECK((link_flags(tap->name()) & IFF_UP) == 0);
+  CHECK(tap->link_exists());
+  drain(*tap);
+  auto f = make_frame(1, 60);
+  bool ok = tap->write_frame(f.data(), f.size());
+  int err = errno;
+  CHECK_FALSE(ok);
+  CHECK(err == EIO);
+  ssize_t r = host.send(f);
+  err = errno;
+  CHECK(r == -1);
+  CHECK(err == ENETDOWN);
+  std::uint8_t buf[1518];
+  std::size_t len;
+  CHECK(tap->read_frame(buf, sizeof buf, &len) == st::none);
+  // Up again: both directions work.
+  REQUIRE(set_link_up(tap->name(), true));
+  REQUIRE(tap->write_frame(f.data(), f.size()));
+  auto got = host.recv_frame(2s);
+  REQUIRE(got);
+  CHECK(*got == f);
+  REQUIRE(host.send(f) == 60);
+  REQUIRE(read_test_frame(*tap, buf, sizeof buf, &len, 2s) == st::frame);
+  CHECK(len == 60);
+}
+
 TEST_CASE("tap: deleting the link under an open fd wakes a poller, fails writes, reads gone") {
   const int fds_before = count_open_fds();
   {

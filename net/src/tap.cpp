@@ -37,9 +37,9 @@ std::string open_failure(int err) {
              "in-memory wire";
     case EACCES:
     case EPERM:
-      return "permission denied opening /dev/net/tun (file mode, or the device is not allowed "
-             "in this container's device cgroup; needs root or --device /dev/net/tun): using "
-             "the in-memory wire";
+      return "permission denied opening /dev/net/tun (its file mode, or the device is not "
+             "allowed in this container's device cgroup: pass --device /dev/net/tun); a tap "
+             "also needs root or CAP_NET_ADMIN: using the in-memory wire";
     default:
       return "cannot open /dev/net/tun: " + errno_text(err) + ": using the in-memory wire";
   }

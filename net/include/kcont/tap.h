@@ -1,7 +1,7 @@
 // A Linux tap device as a wire for the simulated NIC: one non-blocking fd that carries whole
 // Ethernet frames (no packet-information header) between this process and the host's stack.
 //
-// What Linux does, measured on 6.x and checked by tests/test_tap.cpp:
+// What Linux does, measured on 6.18 and checked by tests/test_tap.cpp unless marked:
 // - Reading a frame longer than the buffer returns the buffer size and silently drops the
 //   rest of the frame (no MSG_TRUNC for a character device). read_frame therefore reads into
 //   the caller's buffer plus a spill area owned by the device, so it can report the frame's
@@ -19,10 +19,11 @@
 //   them, up to 64 KiB); frames the host sends to the tap are limited to MTU + 14 bytes by the
 //   host's stack (an AF_PACKET socket gets EMSGSIZE beyond that).
 // - While the interface is down, write(2) fails with EIO and read(2) finds nothing (EAGAIN).
-// - The tap's queue towards the fd holds tx_queue_len (1000) frames; beyond that the host's
-//   stack drops, so a slow reader loses frames without any error on the fd. A non-blocking
-//   write to the fd does not return EAGAIN in practice: the frame is handed to the host's
-//   stack at once (which may drop it later and counts that in the link's rx_dropped).
+// - (From the tun driver's source, not tested here.) The tap's queue towards the fd holds
+//   tx_queue_len (1000) frames; beyond that the host's stack drops, so a slow reader loses
+//   frames without any error on the fd. A non-blocking write to the fd does not return
+//   EAGAIN in practice: the frame is handed to the host's stack at once (which may drop it
+//   later and counts that in the link's rx_dropped).
 // - Once up, the host's stack sends its own traffic on the tap (IPv6 router solicitations,
 //   MLD reports); a reader must expect frames it did not ask for.
 #pragma once
