@@ -2,6 +2,7 @@
 #include <kcont/ifq.h>
 
 #include <cerrno>
+#include <condition_variable>
 
 using kcont::net::pkt;
 
@@ -107,7 +108,35 @@ void if_start(ifnet* ifp) {
   ifq_serialize(&ifp->if_snd, &ifp->if_start_ctx);
 }
 
+namespace {
+
+// taskq_barrier covers only the tasks running when it is called; a start queued behind them
+// must be waited for too. The start taskq has one thread and runs its tasks in order, so a
+// marker task added now runs after every task queued before it.
+void taskq_fence(taskq* tq) {
+  struct fence {
+    task t{};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ran = false;
+  } f;
+  task_set(
+      &f.t,
+      [](void* p) {
+        auto* fp = static_cast<fence*>(p);
+        std::lock_guard<std::mutex> lk(fp->mu);
+        fp->ran = true;
+        fp->cv.notify_all();
+      },
+      &f);
+  task_add(tq, &f.t);
+  std::unique_lock<std::mutex> lk(f.mu);
+  f.cv.wait(lk, [&] { return f.ran; });
+}
+
+}  // namespace
+
 void if_start_barrier(ifnet* ifp) {
-  if (ifp->if_snd.ifq_taskq != nullptr) taskq_barrier(ifp->if_snd.ifq_taskq);
+  if (ifp->if_snd.ifq_taskq != nullptr) taskq_fence(ifp->if_snd.ifq_taskq);
   taskctx_barrier(&ifp->if_snd.ifq_serializer);
 }

@@ -37,8 +37,10 @@ bool tap_wire::pull_rx(sim_nic& nic) {
         // from the length alone, before it would copy anything.
         nic.hw_receive(buf_, len);
         break;
-      case tap_device::read_status::none: return true;
-      case tap_device::read_status::gone: return false;
+      case tap_device::read_status::none:
+        return true;
+      case tap_device::read_status::gone:
+        return false;
       case tap_device::read_status::error:
         ++read_errors_;
         return true;

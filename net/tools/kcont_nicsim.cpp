@@ -63,14 +63,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<wire> w = make_wire(o, nics);
   if (!w) return 2;
   const std::string wire_text = w->describe();
-  std::printf("kcont-nicsim: %s, mode %s, %u CPUs, backend %s, TX ring %u, RX ring %u, send "
-              "queue %u, %u producer(s), %zu-byte frames\n",
-              wire_text.c_str(), start_mode_name(o.nic.mode), rt->ncpu(),
-              kcont::backend_name(o.backend), o.nic.tx_ring, o.nic.rx_ring, o.nic.ifq_maxlen,
-              o.producers, o.frame_len);
+  std::printf(
+      "kcont-nicsim: %s, mode %s, %u CPUs, backend %s, TX ring %u, RX ring %u, send "
+      "queue %u, %u producer(s), %zu-byte frames\n",
+      wire_text.c_str(), start_mode_name(o.nic.mode), rt->ncpu(), kcont::backend_name(o.backend),
+      o.nic.tx_ring, o.nic.rx_ring, o.nic.ifq_maxlen, o.producers, o.frame_len);
   for (auto& n : nics) n->up();
 
-  traffic_source src(*nics[0], pool, {o.producers, o.packets, o.frame_len, o.no_drop});
+  traffic_source src(*nics[0], pool, {o.producers, o.packets, o.frame_len, !o.drop_when_full});
   const std::int64_t t0 = kcont::machine::now_ns();
   src.start();
 

@@ -45,7 +45,8 @@ traffic:
   --packets N            send N frames, then stop
   --producers N          producer threads, one flow each (default 2, at most 64)
   --frame-size N         frame length in bytes, 64..1518 (default 128)
-  --no-drop              producers wait when the send queue is full instead of dropping
+  --drop                 producers drop a packet when the send queue is full (a UDP blaster);
+                         by default they wait for room (back-pressure), so nothing is lost
 runtime:
   --ncpu N               virtual CPUs (default: the host's)
   --backend asio|libevent  the CPU loops' event library (default asio)
@@ -89,11 +90,16 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
       return 0;
     } else if (a == "--wire") {
       const std::string w = v ? v : "";
-      if (w == "auto") o.wire = wire_choice::automatic;
-      else if (w == "tap") o.wire = wire_choice::tap;
-      else if (w == "memory") o.wire = wire_choice::memory;
-      else if (w == "pair") o.wire = wire_choice::pair;
-      else return bad("--wire takes auto, tap, memory or pair, not '" + w + "'");
+      if (w == "auto")
+        o.wire = wire_choice::automatic;
+      else if (w == "tap")
+        o.wire = wire_choice::tap;
+      else if (w == "memory")
+        o.wire = wire_choice::memory;
+      else if (w == "pair")
+        o.wire = wire_choice::pair;
+      else
+        return bad("--wire takes auto, tap, memory or pair, not '" + w + "'");
       ++i;
     } else if (a == "--tap-name") {
       if (v == nullptr || std::strlen(v) == 0 || std::strlen(v) >= 16)
@@ -106,10 +112,12 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
       o.nic.mode = o.mode;
       ++i;
     } else if (a == "--tx-ring") {
-      if (!number(4, 65536) || (n & (n - 1)) != 0) return bad("--tx-ring needs a power of two in 4..65536");
+      if (!number(4, 65536) || (n & (n - 1)) != 0)
+        return bad("--tx-ring needs a power of two in 4..65536");
       o.nic.tx_ring = static_cast<unsigned>(n);
     } else if (a == "--rx-ring") {
-      if (!number(4, 65536) || (n & (n - 1)) != 0) return bad("--rx-ring needs a power of two in 4..65536");
+      if (!number(4, 65536) || (n & (n - 1)) != 0)
+        return bad("--rx-ring needs a power of two in 4..65536");
       o.nic.rx_ring = static_cast<unsigned>(n);
     } else if (a == "--ifq-len") {
       if (!number(1, 1 << 20)) return bad(range(1, 1 << 20));
@@ -146,8 +154,8 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
     } else if (a == "--frame-size") {
       if (!number(sim_frame_min, frame_max)) return bad(range(sim_frame_min, frame_max));
       o.frame_len = n;
-    } else if (a == "--no-drop") {
-      o.no_drop = true;
+    } else if (a == "--drop") {
+      o.drop_when_full = true;
     } else if (a == "--quiet") {
       o.quiet = true;
     } else if (a == "--ncpu") {

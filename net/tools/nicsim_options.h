@@ -19,7 +19,7 @@ struct nicsim_options {
   std::uint64_t packets = 0;  // 0: run for `seconds`
   unsigned producers = 2;
   std::size_t frame_len = 128;
-  bool no_drop = false;
+  bool drop_when_full = false;  // producers drop instead of waiting for room
   bool quiet = false;
   unsigned ncpu = 0;
   backend_kind backend = backend_kind::asio;

@@ -57,9 +57,10 @@ void print_summary(const nicsim_options& o, const nic_list& nics, const traffic_
     std::printf("  oactive transitions %" PRIu64 ", restarts %" PRIu64 ", stalls %" PRIu64
                 ", interrupts %" PRIu64 "\n",
                 s.oactive_sets, s.restarts, s.stalls, s.interrupts);
-    std::printf("  send queue refusals %" PRIu64 ", wire drops %" PRIu64 ", rx overruns %" PRIu64
-                ", runts %" PRIu64 ", oversized %" PRIu64 ", malformed %" PRIu64
-                ", foreign %" PRIu64 ", out of order %" PRIu64 ", gaps %" PRIu64 "\n",
+    std::printf("  send queue full (refused) %" PRIu64 ", wire drops %" PRIu64
+                ", rx overruns %" PRIu64 ", runts %" PRIu64 ", oversized %" PRIu64
+                ", malformed %" PRIu64 ", foreign %" PRIu64 ", out of order %" PRIu64
+                ", gaps %" PRIu64 "\n",
                 s.tx_queue_drops, s.tx_wire_drops, s.rx_overruns, s.rx_runts, s.rx_oversized,
                 s.rx_malformed, s.rx_foreign, s.rx_out_of_order, s.rx_gaps);
     const auto r = n->restart_latency().take();
@@ -73,8 +74,8 @@ void print_summary(const nicsim_options& o, const nic_list& nics, const traffic_
       std::printf("  stack -> delivery: p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
                   us(d.percentile(0.5)), us(d.percentile(0.99)), us(d.percentile(0.999)));
   }
-  std::printf("producers: %" PRIu64 " sent, %" PRIu64 " dropped at a full send queue\n",
-              src.sent(), src.dropped());
+  std::printf("producers: %" PRIu64 " sent, %" PRIu64 " dropped at a full send queue\n", src.sent(),
+              src.dropped());
 }
 
 bool write_json(const std::string& path, const nicsim_options& o, const nic_list& nics,

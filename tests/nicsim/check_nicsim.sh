@@ -29,7 +29,12 @@ check "a bad option exits 2 with a message" \
 rc=$?
 check "an unknown option exits 2" bash -c "[ $rc -eq 2 ] && grep -q 'unknown option' '$out/bad2'"
 
-"$bin" --wire memory --packets 300000 --no-drop --quiet --json "$out/run.json" >"$out/run" 2>&1
+"$bin" --wire memory --seconds 2 --drop --quiet >"$out/drop" 2>&1
+rc=$?
+check "--drop: a blasting stack's drops are counted, the run still ends cleanly" \
+  bash -c "[ $rc -eq 0 ] && grep -Eq 'sent, [1-9][0-9]* dropped at a full send queue' '$out/drop'"
+
+"$bin" --wire memory --packets 300000 --quiet --json "$out/run.json" >"$out/run" 2>&1
 rc=$?
 cat "$out/run"
 check "counted run on the in-memory wire exits 0" test $rc -eq 0
@@ -39,13 +44,13 @@ check "in order, no gaps, no stall" \
 check "no reordering" grep -q "out of order 0, gaps 0" "$out/run"
 check "JSON written with the pps figures" grep -q '"nicsim.taskctx.sim0.tx_pps"' "$out/run.json"
 
-"$bin" --wire pair --packets 100000 --no-drop --quiet >"$out/pair" 2>&1
+"$bin" --wire pair --packets 100000 --quiet >"$out/pair" 2>&1
 rc=$?
 check "two NICs back to back: B receives A's frames" \
   bash -c "[ $rc -eq 0 ] && grep -q 'simB: tx 0 frames.*rx delivered 100000 ' '$out/pair'"
 
-"$bin" --wire memory --mode naive --tx-ring 16 --race-delay-us 200 --stall-ms 50 --seconds 20 \
-  --producers 3 --no-drop --quiet >"$out/naive" 2>&1 &
+"$bin" --wire memory --mode naive --tx-ring 16 --ifq-len 4 --race-delay-us 200 --stall-ms 20 --seconds 20 \
+  --producers 3 --quiet >"$out/naive" 2>&1 &
 pid=$!
 # Stop it as soon as the detector has spoken (or after 20 s on its own).
 for _ in $(seq 1 200); do

@@ -23,6 +23,7 @@
 
 #include <kcont/pkt.h>
 #include <kcont/task.h>
+#include <net/if.h>
 
 #include <atomic>
 #include <cstdint>
@@ -45,8 +46,7 @@ struct ifqueue {
   task ifq_restart_task{};
 };
 
-inline constexpr unsigned IFF_UP = 0x1;
-inline constexpr unsigned IFF_RUNNING = 0x40;
+// IFF_UP and IFF_RUNNING come from <net/if.h> (same values as in the BSDs).
 inline constexpr unsigned IFQ_MAXLEN = 256;  // OpenBSD's default send queue length
 
 struct ifnet {
@@ -79,5 +79,7 @@ void if_attach(ifnet* ifp, taskq* tq = nullptr);
 // Starts output: runs ifp->if_start in the serialiser unless the interface is not running,
 // its queue is empty or oactive is set.
 void if_start(ifnet* ifp);
-// Waits until no start routine (or other serialised work) runs or is queued.
+// Waits until no start routine (or other serialised work) that was running or queued when it
+// was called still runs or is queued. Sleeps: not from interrupt context or from inside the
+// serialiser.
 void if_start_barrier(ifnet* ifp);

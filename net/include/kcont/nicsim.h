@@ -46,8 +46,8 @@ struct nic_config {
   // taskctx/taskq start: after setting oactive, look at the ring once more and carry on if
   // txeof freed space meanwhile (naive never does). Off only to show why it is needed.
   bool oactive_recheck = true;
-  // Test knob widening the race: start spins this long between finding the ring full and
-  // setting oactive (a slow register write).
+  // Test knob widening the race: a start running off the interrupt CPU spins this long
+  // between finding the ring full and setting oactive (a slow register write).
   std::int64_t race_delay_ns = 0;
   unsigned stall_ms = 200;       // stall detector threshold
   bool watchdog_recover = true;  // restart a stalled interface after reporting it
