@@ -401,3 +401,24 @@ TEST_CASE_TEMPLATE("attached: fd watches on an attached CPU, unwatched after the
   ::close(fds[0]);
   ::close(fds[1]);
 }
+
+TEST_CASE("attached: after stop() kcont leaves no work on the io_context, so run() returns") {
+  boost::asio::io_context ioc;
+  kcont::runtime rt(kcont::attached(ioc));
+  where w;
+  w.rt = &rt;
+  void* si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, &where::fn, &w);
+  std::atomic<bool> returned{false};
+  std::thread server([&] {
+    ioc.run();  // no work guard: only kcont's wait keeps it running
+    returned = true;
+  });
+  softint_schedule_cpu(si, rt.cpu(0));
+  CHECK(wait_until([&] { return w.runs == 1; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK_FALSE(returned);
+  CHECK(rt.stop().drained);
+  CHECK(wait_until([&] { return returned.load(); }, 5s));
+  server.join();
+  softint_disestablish(si);
+}

@@ -103,7 +103,7 @@ class asio_backend final : public loop_backend {
     efd_ = fd;
     wake_fd_.assign(fd);
     std::lock_guard<std::mutex> lk(core_->mu);
-    arm_wake();
+    if (server == nullptr) arm_wake();  // attached: from start() (run()) on
   }
 
   ~asio_backend() override {
@@ -144,6 +144,7 @@ class asio_backend final : public loop_backend {
   void run() override {
     if (core_->attached) {  // caller holds the consumer lock
       core_->serving = true;
+      if (!wake_armed_) arm_wake();
       wake();  // the first dispatch runs parked work
       return;
     }
@@ -153,10 +154,17 @@ class asio_backend final : public loop_backend {
   }
 
   void stop() override {
-    if (core_->attached)
-      core_->serving = false;  // handlers still queued do nothing; the timer may fire once
-    else
+    if (core_->attached) {
+      // Handlers still queued do nothing. No wait of ours is left on the server's loop, so
+      // it may now run out of work and return.
+      core_->serving = false;
+      boost::system::error_code ec;
+      wake_fd_.cancel(ec);
+      timer_.cancel();
+      core_->armed = no_deadline;
+    } else {
       ioc_.stop();
+    }
   }
 
   std::unique_ptr<watch_io> new_watch(machine::fd_watch* w) override {
@@ -184,16 +192,20 @@ class asio_backend final : public loop_backend {
 
  private:
   void arm_wake() {  // as the CPU (or constructing)
+    wake_armed_ = true;
     launch(
         [this](auto&& h) {
           wake_fd_.async_wait(asio::posix::stream_descriptor::wait_read, std::move(h));
         },
         [c = core_, this](const boost::system::error_code& ec) {
-          if (ec) return;
           c->on_cpu([&] {  // `this` is alive if on_cpu calls us
-            std::uint64_t count;
-            [[maybe_unused]] ssize_t r = ::read(efd_, &count, sizeof count);
-            arm_wake();
+            wake_armed_ = false;
+            if (ec && !c->serving) return false;  // cancelled by stop()
+            if (!ec) {
+              std::uint64_t count;
+              [[maybe_unused]] ssize_t r = ::read(efd_, &count, sizeof count);
+            }
+            if (c->serving) arm_wake();  // (a stale cancel after a restart re-arms too)
             return true;
           });
         });
@@ -206,6 +218,7 @@ class asio_backend final : public loop_backend {
   asio::steady_timer timer_;
   std::shared_ptr<core> core_;
   int efd_ = -1;
+  bool wake_armed_ = false;  // as the CPU: the eventfd wait is outstanding
 };
 
 asio_watch_io::asio_watch_io(asio_backend* b, machine::fd_watch* w)

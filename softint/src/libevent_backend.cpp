@@ -51,7 +51,7 @@ class libevent_backend final : public loop_backend {
     wake_ev_ = event_new(base_, efd_, EV_READ | EV_PERSIST, &libevent_backend::on_wake, this);
     timer_ev_ = evtimer_new(base_, &libevent_backend::on_timer, this);
     start_ev_ = evtimer_new(base_, &libevent_backend::on_start, this);
-    event_add(wake_ev_, nullptr);
+    if (server == nullptr) event_add(wake_ev_, nullptr);  // attached: from start() on
   }
 
   ~libevent_backend() override {
@@ -89,7 +89,8 @@ class libevent_backend final : public loop_backend {
   void run() override {
     if (attached_) {  // caller holds the consumer lock
       serving_ = true;
-      wake();  // the first dispatch runs parked work; no libevent call from this thread
+      event_add(wake_ev_, nullptr);
+      wake();  // the first dispatch runs parked work
       return;
     }
     timeval zero{0, 0};
@@ -98,10 +99,15 @@ class libevent_backend final : public loop_backend {
   }
 
   void stop() override {
-    if (attached_)
-      serving_ = false;  // the timer may still fire once: it finds serving_ false
-    else
+    if (attached_) {
+      // No event of ours is left on the server's base: its loop may run out of work.
+      serving_ = false;
+      event_del(wake_ev_);
+      evtimer_del(timer_ev_);
+      armed_ = no_deadline;
+    } else {
       event_base_loopbreak(base_);
+    }
   }
 
   std::unique_ptr<watch_io> new_watch(machine::fd_watch* w) override;

@@ -16,7 +16,8 @@
 // - While the runtime is running, kcont keeps one wait outstanding on the loop (an eventfd it
 //   uses to wake the CPU), so io_context::run() / event_base_dispatch() does not return for
 //   lack of work: end the loop explicitly (io_context::stop(), event_base_loopbreak()), or
-//   stop the runtime first. The waits are removed when the runtime is destroyed.
+//   stop the runtime (stop() removes kcont's waits; the loop then ends when the server's own
+//   work does).
 // - start()/stop() create and join no thread. stop() asks each CPU to drain through its loop
 //   and waits up to drain_timeout. Called from a thread that is running the loop (Asio:
 //   io_context::get_executor().running_in_this_thread(); libevent: the thread that last ran
