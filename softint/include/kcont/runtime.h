@@ -89,7 +89,8 @@ class runtime {
 
   // Starts the CPU loops again after stop(). Parked work runs. No-op when running.
   void start();
-  // Drains every CPU (runs queued work until quiet or drain_timeout) and joins the loops.
+  // Drains every CPU (runs queued work until quiet or drain_timeout) and joins the loops
+  // (attach mode: no threads; see <kcont/attach.h> for a loop that does not serve the drain).
   // Must not be called from one of this runtime's own threads (asserts).
   stop_report stop();
   bool running() const;
