@@ -3,6 +3,7 @@
 // was killed by SIGABRT and its stderr contains MESSAGE.
 #include <kcont/callout.h>
 #include <kcont/kcont.h>
+#include <kcont/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
 #include <kcont/task.h>
@@ -28,6 +29,15 @@ kcont::runtime_config one_cpu() {
 }
 
 const std::map<std::string, std::function<void()>> cases = {
+    {"stop_with_fd_watch",
+     [] {
+       kcont::runtime rt(one_cpu());
+       int fds[2];
+       if (::pipe(fds) != 0) std::exit(3);
+       kcont::machine::watch_fd(
+           rt.cpu(0), fds[0], [](void*) {}, nullptr);
+       rt.stop();
+     }},
     {"softint_disestablish_twice",
      [] {
        kcont::runtime rt(one_cpu());

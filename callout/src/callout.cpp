@@ -225,9 +225,10 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
       return;
     }
     // NetBSD's migration rule: an unbound callout that is not running moves to the caller's
-    // CPU (of the same runtime).
+    // CPU (of the same runtime). curcpu() within the callout's runtime: plain curcpu() on a
+    // foreign thread would start the default runtime.
     bool may_migrate = !(c->c_flags & F_BOUND) && cc.running != c;
-    if (may_migrate && here == nullptr) here = curcpu();
+    if (may_migrate && here == nullptr) here = machine::current_cpu(*st.rt);
     if (!may_migrate || here == cc.ci || &machine::runtime_of(here) != st.rt) {
       insert_locked(st, cc, c, due);
       return;

@@ -33,8 +33,15 @@ bool run_clock(cpu_info* ci) {
   return true;
 }
 
-// Ends a stop request: the loop stops consuming and run() returns.
 void leave_loop(cpu_info* ci, bool quiet) {
+  cpu_leave(ci, quiet);
+}
+
+}  // namespace
+
+// Ends a stop request: the loop stops consuming and run() returns (attached: the server's loop
+// stops serving the CPU).
+void cpu_leave(cpu_info* ci, bool quiet) {
   ci->drained = quiet;
   ci->sleep_state.store(cpu_stopped, std::memory_order_seq_cst);
   {
@@ -45,7 +52,15 @@ void leave_loop(cpu_info* ci, bool quiet) {
   ci->backend->stop();
 }
 
-}  // namespace
+bool cpu_run_inline(cpu_info* ci, std::int64_t give_up, std::uint64_t& runs) {
+  for (;;) {
+    while (run_one(ci)) {
+      ++runs;
+      if (now_ns() > give_up) return !ci->any_pending();
+    }
+    if (!run_clock(ci)) return true;
+  }
+}
 
 void cpu_dispatch(cpu_info* ci, wake_reason reason) {
   if (reason == wake_reason::deadline) ci->timer_wakeups.bump();

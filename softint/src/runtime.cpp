@@ -35,6 +35,12 @@ cpu_info* this_thread_cpu() noexcept {
   return tl_cpu;
 }
 
+cpu_info* set_this_thread_cpu(cpu_info* ci) noexcept {
+  cpu_info* prev = tl_cpu;
+  tl_cpu = ci;
+  return prev;
+}
+
 std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch())
       .count();
@@ -51,12 +57,21 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
   if (config.hz == 0 || config.hz > 100000)
     throw std::invalid_argument("kcont: runtime_config.hz must be in 1..100000, got " +
                                 std::to_string(config.hz));
-  unsigned n = config.ncpu == 0 ? host_cores_ : config.ncpu;
+  unsigned n = config.ncpu == 0 ? (attached() ? 1u : host_cores_) : config.ncpu;
   if (n > 1024)
     throw std::invalid_argument("kcont: runtime_config.ncpu must be at most 1024, got " +
                                 std::to_string(n));
+  backend_kind kind = config.backend;
+  void* loop = nullptr;
+  if (attached()) {
+    loop = config.attach.loop;
+    if (loop == nullptr)
+      throw std::invalid_argument("kcont: runtime_config.attach names no loop (nullptr)");
+    kind = config.attach.what == attach_target::kind::libevent_base ? backend_kind::libevent
+                                                                    : backend_kind::asio;
+  }
 #ifndef KCONT_HAVE_LIBEVENT
-  if (config.backend == backend_kind::libevent)
+  if (kind == backend_kind::libevent)
     throw std::invalid_argument(
         "kcont: the libevent backend is not built into this kcont (libevent-dev was missing "
         "when it was built); use the asio backend");
@@ -66,12 +81,12 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
     cpus_.push_back(std::make_unique<cpu_info>(this, i));
     cpu_info* ci = cpus_.back().get();
 #ifdef KCONT_HAVE_LIBEVENT
-    if (config.backend == backend_kind::libevent) {
-      ci->backend = make_libevent_backend(ci);
+    if (kind == backend_kind::libevent) {
+      ci->backend = make_libevent_backend(ci, loop);
       continue;
     }
 #endif
-    ci->backend = make_asio_backend(ci);
+    ci->backend = make_asio_backend(ci, loop);
   }
 }
 
@@ -99,6 +114,22 @@ cpu_info* runtime_impl::current_cpu() const {
 void runtime_impl::start() {
   std::lock_guard<std::mutex> life(lifecycle_mu_);
   if (running()) return;
+  if (attached()) {  // no threads: hand each CPU to the server's loop
+    for (auto& c : cpus_) {
+      cpu_info* ci = c.get();
+      std::lock_guard<std::mutex> cl(*ci->backend->consumer_lock());
+      ci->stop_requested.store(false);
+      ci->drain_runs = 0;
+      ci->sleep_state.store(cpu_awake);
+      {
+        std::lock_guard<std::mutex> lk(state_mu);
+        ci->loop_running = true;
+      }
+      ci->backend->run();  // returns at once; the loop's first dispatch runs parked work
+    }
+    running_.store(true, std::memory_order_release);
+    return;
+  }
   for (auto& c : cpus_) {
     cpu_info* ci = c.get();
     ci->stop_requested.store(false);
@@ -141,6 +172,72 @@ void runtime_impl::loop_main(cpu_info* ci) {
   tl_cpu = nullptr;
 }
 
+// Attached CPUs drain through the server's loop; the caller waits (or, running that loop
+// itself, drains inline). A CPU the loop did not serve by `give_up` is taken back unserved:
+// its work stays parked for drain_attached() or start().
+void runtime_impl::stop_attached(stop_report& report, std::int64_t give_up) {
+  for (auto& c : cpus_) {
+    cpu_info* ci = c.get();
+    if (!ci->backend->caller_runs_loop()) continue;
+    std::lock_guard<std::mutex> cl(*ci->backend->consumer_lock());
+    if (!ci->loop_running) continue;  // its dispatch on another thread already left
+    cpu_info* prev = set_this_thread_cpu(ci);
+    std::uint64_t runs = 0;
+    bool quiet = cpu_run_inline(ci, give_up, runs);
+    ci->drain_runs += runs;
+    cpu_leave(ci, quiet);
+    set_this_thread_cpu(prev);
+  }
+  {
+    auto until = clock::time_point(std::chrono::nanoseconds(give_up));
+    std::unique_lock<std::mutex> lk(state_mu);
+    state_cv.wait_until(lk, until, [this] {
+      for (auto& c : cpus_)
+        if (c->loop_running) return false;
+      return true;
+    });
+  }
+  for (auto& c : cpus_) {
+    cpu_info* ci = c.get();
+    // A dispatch still under way gives up at give_up by itself; the lock waits for it.
+    std::lock_guard<std::mutex> cl(*ci->backend->consumer_lock());
+    if (!ci->loop_running) continue;
+    ++report.attached_unserved;
+    cpu_leave(ci, false);
+  }
+}
+
+std::uint64_t runtime_impl::drain_attached() {
+  if (!attached())
+    throw std::logic_error("kcont: runtime::drain_attached() on a runtime that is not attached");
+  if (cpu_info* self = tl_cpu; self != nullptr && self->rt == this)
+    throw std::logic_error(
+        "kcont: runtime::drain_attached() from a handler of the runtime's own CPU");
+  std::uint64_t runs = 0;
+  for (auto& c : cpus_) {
+    cpu_info* ci = c.get();
+    std::lock_guard<std::mutex> cl(*ci->backend->consumer_lock());
+    bool took_over = false;
+    {
+      std::lock_guard<std::mutex> lk(state_mu);  // a stopped CPU's queue: become its consumer
+      if (!ci->loop_running) ci->loop_running = took_over = true;
+    }
+    cpu_info* prev = set_this_thread_cpu(ci);
+    cpu_run_inline(
+        ci,
+        now_ns() +
+            std::chrono::duration_cast<std::chrono::nanoseconds>(config.drain_timeout).count(),
+        runs);
+    set_this_thread_cpu(prev);
+    if (took_over) {
+      std::lock_guard<std::mutex> lk(state_mu);
+      ci->loop_running = false;
+      state_cv.notify_all();
+    }
+  }
+  return runs;
+}
+
 stop_report runtime_impl::stop() {
   std::lock_guard<std::mutex> life(lifecycle_mu_);
   return stop_locked();
@@ -158,6 +255,13 @@ stop_report runtime_impl::stop_locked() {
     report.drained = false;
     return report;
   }
+  if (unsigned w = live_watches.load(); w != 0) {
+    std::fprintf(stderr,
+                 "kcont: runtime::stop() with %u live fd watch(es): a watch belongs to a running "
+                 "runtime; unwatch_fd them before stopping or destroying the runtime\n",
+                 w);
+    std::abort();
+  }
   const std::int64_t give_up =
       now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(config.drain_timeout).count();
   for (auto& c : cpus_) {
@@ -165,6 +269,7 @@ stop_report runtime_impl::stop_locked() {
     c->stop_requested.store(true, std::memory_order_seq_cst);
     c->kick();
   }
+  if (attached()) stop_attached(report, give_up);
   for (auto& c : cpus_) {
     if (c->thread.joinable()) c->thread.join();
     report.drained = report.drained && c->drained;
@@ -239,9 +344,14 @@ runtime_config runtime_config::from_env() {
 std::string stop_report::summary() const {
   std::string s = drained ? "drained" : "NOT drained within drain_timeout";
   s += "; " + std::to_string(ran_during_drain) + " handler(s) ran during the drain";
+  if (attached_unserved != 0)
+    s += "; " + std::to_string(attached_unserved) +
+         " attached CPU(s) not served by the server's loop within drain_timeout (was the loop "
+         "running?)";
   if (left_pending != 0)
     s += "; " + std::to_string(left_pending) +
-         " softint instance(s) left pending (parked: they run if the runtime starts again)";
+         " softint instance(s) left pending (parked: they run if the runtime starts again" +
+         (attached_unserved != 0 ? std::string(" or on runtime::drain_attached()") : "") + ")";
   return s;
 }
 
@@ -284,6 +394,13 @@ runtime_stats runtime::stats() const {
     s.pinned_cpus += ci->pinned ? 1 : 0;
   }
   return s;
+}
+
+bool runtime::attached() const {
+  return impl_->attached();
+}
+std::uint64_t runtime::drain_attached() {
+  return impl_->drain_attached();
 }
 
 std::uint64_t runtime::pending_work() const {

@@ -52,10 +52,16 @@ class runtime_impl {
   };
   layer_slot layers[4];
   std::atomic<std::uint64_t> established_softints{0};
+  std::atomic<unsigned> live_watches{0};  // fd watches (fd_watch.cpp)
+
+  // Attach mode (attach.h): the CPUs are served by the server's loop.
+  bool attached() const { return config.attach.what != attach_target::kind::none; }
+  std::uint64_t drain_attached();
 
  private:
   void loop_main(cpu_info* ci);
   stop_report stop_locked();  // lifecycle_mu_ held
+  void stop_attached(stop_report& report, std::int64_t give_up);
 
   std::vector<std::unique_ptr<cpu_info>> cpus_;
   std::mutex lifecycle_mu_;
@@ -63,7 +69,13 @@ class runtime_impl {
   unsigned host_cores_;
 };
 
-// The CPU this thread is the loop of, or nullptr.
+// The CPU this thread is the loop of (or, attached, is serving right now), or nullptr.
 cpu_info* this_thread_cpu() noexcept;
+// Makes this thread act as `ci` (attach mode, around a dispatch); returns the previous value.
+cpu_info* set_this_thread_cpu(cpu_info* ci) noexcept;
+
+// cpu_loop.cpp: ends the CPU's service (its loop, or an attached CPU's service by the server's
+// loop): drained = quiet, loop_running false, backend->stop(). As the CPU.
+void cpu_leave(cpu_info* ci, bool quiet);
 
 }  // namespace kcont::detail

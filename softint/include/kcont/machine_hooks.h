@@ -45,6 +45,30 @@ struct block_observer {
 };
 block_observer set_thread_block_observer(block_observer observer);
 
+// fd readiness (the NIC simulator's tap RX). ci's loop calls fn(arg) in interrupt context, as a
+// hard interrupt, whenever fd is readable and the watch is not paused, then dispatches pending
+// softints as usual. Level-triggered: while data sits, fn is called again (after the softints
+// it scheduled have run). fn may be called when a read would find nothing: use a non-blocking
+// fd. kcont watches a dup of fd (closed by unwatch_fd); the caller keeps its own fd.
+//   watch_fd:        any thread; ci's runtime must be running (else std::logic_error); a bad
+//                    fd throws std::system_error. Allocates (not a hot path).
+//   fd_watch_pause:  any thread; one atomic store. From ci's own thread (e.g. inside fn) no
+//                    callback starts after it returns; from another thread a callback already
+//                    under way may still run once.
+//   fd_watch_resume: any thread; no allocation and no system call unless ci's loop sleeps and
+//                    must be woken (the CPU's pending/kick protocol). Data that sat while paused
+//                    is seen at once (no readiness edge is lost).
+//   unwatch_fd:      returns only when fn is not running and will never run again; from ci's
+//                    own thread (even from fn) at once, from another thread after the loop
+//                    acknowledged. Frees the watch.
+// A watch belongs to a running runtime: stopping a runtime with live watches aborts with a
+// message (unwatch them first).
+struct fd_watch;
+fd_watch* watch_fd(cpu_info* ci, int fd, void (*fn)(void* arg), void* arg);
+void fd_watch_pause(fd_watch* w);
+void fd_watch_resume(fd_watch* w);
+void unwatch_fd(fd_watch* w);
+
 // Per-runtime state of a higher layer: created on first use by `create`, destroyed by
 // `destroy` when the runtime is destroyed (after its CPUs have stopped), highest layer first.
 enum class layer : unsigned { callout = 0, workqueue, kcont, net, count };

@@ -28,14 +28,25 @@ bool parse_backend(const std::string& name, backend_kind& out);
 const char* backend_name(backend_kind kind);
 bool backend_available(backend_kind kind);  // libevent: only if built with libevent
 
+// Attach mode (see <kcont/attach.h>, which makes these): the runtime's CPUs are served by a
+// loop the server already runs on its own threads, and kcont creates no loop thread for them.
+struct attach_target {
+  enum class kind { none, asio_io_context, libevent_base };
+  kind what = kind::none;
+  void* loop = nullptr;  // boost::asio::io_context* or event_base*
+};
+
 struct runtime_config {
-  unsigned ncpu = 0;   // virtual CPUs; 0 means the host's online CPUs
+  unsigned ncpu = 0;   // virtual CPUs; 0 means the host's online CPUs (attached: 1)
   unsigned hz = 1000;  // clock ticks per second (callout granularity)
   backend_kind backend = backend_kind::asio;
   bool pin_threads = true;  // set each loop thread's affinity to one host core, where allowed
   std::chrono::milliseconds drain_timeout{5000};  // stop(): how long to drain before giving up
   // The 32-bit tick counter's value at creation. Set near 2^32 to exercise wrap-around.
   std::uint32_t initial_ticks = 0;
+  // Attach mode: every CPU of the runtime is served by this loop (backend and pin_threads are
+  // then ignored). Default: kcont runs one loop thread per CPU.
+  attach_target attach;
 
   // Defaults overridden by KCONT_NCPU, KCONT_HZ, KCONT_BACKEND, KCONT_PIN (0/1),
   // KCONT_INITIAL_TICKS.
@@ -48,6 +59,9 @@ struct stop_report {
   bool drained = true;                 // every CPU went quiet within drain_timeout
   std::uint64_t ran_during_drain = 0;  // handlers run after stop() was called
   std::uint64_t left_pending = 0;      // softint instances still pending when the CPUs stopped
+  // Attach mode: CPUs whose loop did not serve the drain within drain_timeout (the server was
+  // not running its loop). Their work is parked: drain_attached() or start() runs it.
+  unsigned attached_unserved = 0;
   std::string summary() const;
 };
 
@@ -75,7 +89,8 @@ class runtime {
 
   // Starts the CPU loops again after stop(). Parked work runs. No-op when running.
   void start();
-  // Drains every CPU (runs queued work until quiet or drain_timeout) and joins the loops.
+  // Drains every CPU (runs queued work until quiet or drain_timeout) and joins the loops
+  // (attach mode: no threads; see <kcont/attach.h> for a loop that does not serve the drain).
   // Must not be called from one of this runtime's own threads (asserts).
   stop_report stop();
   bool running() const;
@@ -88,6 +103,18 @@ class runtime {
   // Softint instances parked on stopped CPUs (queued, not started). A running CPU's queue
   // belongs to its loop thread and is not counted.
   std::uint64_t pending_work() const;
+
+  // Attach mode (<kcont/attach.h>). True when the CPUs are served by the server's loop.
+  bool attached() const;
+  // Runs, on the calling thread and as each attached CPU in turn (curcpu() is that CPU,
+  // in_interrupt_context() is true inside the handlers), every pending softint (kcont soft
+  // queues included) and every callout already due, until the CPU is quiet; returns how many
+  // handlers ran. For a server whose loop has stopped (io_context::run() returned, the
+  // event_base loop exited) or after stop() reported attached_unserved CPUs: nothing parked
+  // is lost. Works on a running or stopped runtime (on a running one it holds each CPU for
+  // the while; the loop's own dispatch waits). Callouts due later stay armed. Throws
+  // std::logic_error on a runtime that is not attached or from one of its CPUs' handlers.
+  std::uint64_t drain_attached();
 
   // The runtime kernel-style calls act on from this thread (see the file comment).
   static runtime& current();
