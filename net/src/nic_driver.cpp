@@ -155,6 +155,10 @@ void sim_nic::impl::refill_rx() {
   }
   if (post == before) return;
   rx_post.store(post, std::memory_order_seq_cst);
+  if (rx_paused) {
+    rx_paused = false;
+    machine::fd_watch_resume(rx_watch);
+  }
   if (sim_nic* waiter = rx_room_waiter.exchange(nullptr, std::memory_order_seq_cst))
     waiter->doorbell();
 }
@@ -310,6 +314,8 @@ void sim_nic::up() {
   d.engine_stop.store(false);
   d.gone.store(false);
   d.engine = std::thread([&d] { d.engine_main(); });
+  if (int fd = d.w->rx_fd(*this); fd >= 0)
+    d.rx_watch = machine::watch_fd(d.intr_ci, fd, impl::rx_ready, &d);
   d.ifn.if_flags.fetch_or(IFF_UP | IFF_RUNNING);
   callout_schedule(&d.watchdog, std::max(1, mstohz(static_cast<int>(d.cfg.stall_ms / 4))));
   d.is_up = true;
@@ -357,6 +363,11 @@ void sim_nic::down() {
   d.engine_stop.store(true, std::memory_order_seq_cst);
   d.ring_doorbell();
   d.engine.join();
+  if (d.rx_watch != nullptr) {
+    machine::unwatch_fd(d.rx_watch);  // no rx_ready runs or will run
+    d.rx_watch = nullptr;
+    d.rx_paused = false;
+  }
   d.rx_enabled.store(false, std::memory_order_seq_cst);  // a peer's engine stops delivering
   while (d.rx_users.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   softint_disestablish(d.intr_si);  // waits for a running interrupt, drops a pending one

@@ -1,6 +1,7 @@
 // The simulated hardware: the DMA engine thread, RX reception, doorbell and interrupts.
 //
-// The engine sleeps in ppoll on an eventfd (the doorbell) and, with a tap wire, the tap's fd.
+// The engine sleeps in ppoll on an eventfd (the doorbell). A tap's received frames come in on
+// the interrupt CPU instead (rx_ready, below).
 // Doorbell protocol (Dekker, seq_cst): a ringer sets `bell`, then wakes the engine only if it
 // announced sleep; the engine announces sleep, then takes `bell` once more before polling. So
 // a ring is never lost, and a busy engine costs the ringer no system call.
@@ -74,23 +75,14 @@ void sim_nic::impl::engine_main() {
     if (done != 0) raise(intr_tx);
     if (done != 0 && !busy && wait_until < 0) continue;  // there may be more
 
-    // Nothing to do now: sleep until the doorbell, the tap, or the rate limit's next slot.
-    const int rxfd = gone.load(std::memory_order_relaxed) ? -1 : w->rx_fd(*face);
-    bool watch_rx = false;
-    if (rxfd >= 0) {
-      watch_rx = face->hw_rx_has_room();
-      if (!watch_rx) {  // RX ring full: stop reading the tap until rxeof posts buffers
-        rx_room_waiter.store(face, std::memory_order_seq_cst);
-        watch_rx = face->hw_rx_has_room();
-      }
-    }
+    // Nothing to do now: sleep until the doorbell or the rate limit's next slot.
     engine_sleeping.store(1, std::memory_order_seq_cst);
     if (bell.exchange(false, std::memory_order_seq_cst) ||
         engine_stop.load(std::memory_order_seq_cst)) {
       engine_sleeping.store(0, std::memory_order_relaxed);
       continue;
     }
-    pollfd fds[2] = {{bell_fd, POLLIN, 0}, {rxfd, POLLIN, 0}};
+    pollfd fd{bell_fd, POLLIN, 0};
     timespec ts{};
     timespec* timeout = nullptr;
     if (wait_until >= 0) {
@@ -99,16 +91,31 @@ void sim_nic::impl::engine_main() {
       ts = {static_cast<time_t>(d / 1'000'000'000), static_cast<long>(d % 1'000'000'000)};
       timeout = &ts;
     }
-    ::ppoll(fds, watch_rx ? 2 : 1, timeout, nullptr);
+    ::ppoll(&fd, 1, timeout, nullptr);
     engine_sleeping.store(0, std::memory_order_seq_cst);
-    if (fds[0].revents & POLLIN) {
+    if (fd.revents & POLLIN) {
       std::uint64_t count;
       [[maybe_unused]] ssize_t r = ::read(bell_fd, &count, sizeof count);
     }
-    if (watch_rx && fds[1].revents != 0 && !w->pull_rx(*face)) {
-      gone.store(true, std::memory_order_release);
-      report(cfg.name + ": the wire is gone (" + w->describe() + "); transmit drops from now on");
-    }
+  }
+}
+
+// The wire's receive fd (a tap) is watched by the interrupt CPU's loop (machine::watch_fd):
+// readiness is the NIC's RX line. The callback moves frames into the RX ring in interrupt
+// context; with the ring full it pauses the watch, and refill_rx resumes it. Both run on the
+// interrupt CPU, so rx_paused needs no ordering beyond that thread.
+void sim_nic::impl::rx_ready(void* arg) {
+  auto& d = *static_cast<impl*>(arg);
+  if (!d.w->pull_rx(*d.face)) {
+    machine::fd_watch_pause(d.rx_watch);
+    if (!d.gone.exchange(true, std::memory_order_acq_rel))
+      d.report(d.cfg.name + ": the wire is gone (" + d.w->describe() +
+               "); transmit drops from now on");
+    return;
+  }
+  if (!d.face->hw_rx_has_room()) {
+    d.rx_paused = true;
+    machine::fd_watch_pause(d.rx_watch);
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include <kcont/callout.h>
 #include <kcont/kcont.h>
+#include <kcont/machine_hooks.h>
 #include <kcont/nicsim.h>
 
 #include <atomic>
@@ -65,6 +66,9 @@ struct sim_nic::impl {
   std::atomic<bool> rx_enabled{false};
   std::atomic<unsigned> rx_users{0};  // hw_receive calls in progress (down() waits for 0)
   std::atomic<sim_nic*> rx_room_waiter{nullptr};
+  machine::fd_watch* rx_watch = nullptr;  // the wire's receive fd, if it has one
+  bool rx_paused = false;                 // interrupt CPU only
+  static void rx_ready(void* arg);
 
   // Interrupts
   void* intr_si = nullptr;

@@ -25,7 +25,7 @@ int tap_wire::rx_fd(const sim_nic&) const {
 }
 
 bool tap_wire::pull_rx(sim_nic& nic) {
-  // A bounded batch, so the engine gets back to transmitting.
+  // A bounded batch: this runs in interrupt context on the NIC's interrupt CPU.
   for (int i = 0; i < 64 && nic.hw_rx_has_room(); ++i) {
     std::size_t len = 0;
     switch (tap_->read_frame(buf_, sizeof buf_, &len)) {

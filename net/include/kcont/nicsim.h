@@ -87,9 +87,11 @@ class wire {
   // The transmitting NIC's DMA thread. busy: try again later (flow control of the in-memory
   // wire; the wire rings from's doorbell when it may succeed).
   virtual tx_result transmit(sim_nic& from, const std::uint8_t* frame, std::size_t len) = 0;
-  // A file descriptor the DMA thread polls for received frames, or -1.
+  // A file descriptor to watch for received frames, or -1. The NIC's interrupt CPU watches
+  // it through its loop backend (machine::watch_fd) while the RX ring has room.
   virtual int rx_fd(const sim_nic&) const { return -1; }
-  // rx_fd readable: move frames into the NIC (sim_nic::hw_receive). false: the wire is gone.
+  // rx_fd readable (interrupt context): move frames into the NIC (sim_nic::hw_receive) while
+  // it has room. false: the wire is gone.
   virtual bool pull_rx(sim_nic&) { return true; }
   virtual std::string describe() const = 0;
 };

@@ -1,6 +1,7 @@
 // A real tap device as a simulated NIC's wire: the NIC's frames go to the host (tcpdump -i
 // NAME sees them), frames the host sends to the interface land in the NIC's RX ring. The
-// DMA engine polls the tap's fd while the RX ring has room; runts, oversized frames and
+// NIC's interrupt CPU watches the tap's fd through its loop backend while the RX ring has
+// room; runts, oversized frames and
 // anything else that is not the simulator's are dropped and counted, never delivered.
 #pragma once
 
@@ -28,7 +29,7 @@ class tap_wire final : public wire {
  private:
   explicit tap_wire(std::unique_ptr<tap_device> tap) : tap_(std::move(tap)) {}
   std::unique_ptr<tap_device> tap_;
-  std::uint64_t read_errors_ = 0;  // DMA thread only
+  std::uint64_t read_errors_ = 0;  // interrupt CPU only
   alignas(64) std::uint8_t buf_[pkt_capacity];
 };
 
