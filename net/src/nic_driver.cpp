@@ -157,7 +157,7 @@ void sim_nic::impl::refill_rx() {
   rx_post.store(post, std::memory_order_seq_cst);
   if (rx_paused) {
     rx_paused = false;
-    machine::fd_watch_resume(rx_watch);
+    machine::fd_watch_resume(rx_watch.load(std::memory_order_relaxed));
   }
   if (sim_nic* waiter = rx_room_waiter.exchange(nullptr, std::memory_order_seq_cst))
     waiter->doorbell();
@@ -212,8 +212,10 @@ void simx_input(void* arg, kcont_t* kc) {
 void simx_watchdog(void* arg) {
   auto& d = *static_cast<sim_nic::impl*>(arg);
   ifqueue* ifq = &d.ifn.if_snd;
+  // A restart already queued (taskq mode, on a busy machine) is slow, not stuck.
   const bool stuck =
       (d.ifn.if_flags.load() & IFF_RUNNING) && ifq_is_oactive(ifq) && !ifq_empty(ifq) &&
+      !task_pending(&ifq->ifq_restart_task) &&
       d.tx_cons.load(std::memory_order_acquire) == d.tx_prod.load(std::memory_order_acquire);
   const std::int64_t now = machine::now_ns();
   if (!stuck) {
@@ -315,7 +317,8 @@ void sim_nic::up() {
   d.gone.store(false);
   d.engine = std::thread([&d] { d.engine_main(); });
   if (int fd = d.w->rx_fd(*this); fd >= 0)
-    d.rx_watch = machine::watch_fd(d.intr_ci, fd, impl::rx_ready, &d);
+    d.rx_watch.store(machine::watch_fd(d.intr_ci, fd, impl::rx_ready, &d),
+                     std::memory_order_release);
   d.ifn.if_flags.fetch_or(IFF_UP | IFF_RUNNING);
   callout_schedule(&d.watchdog, std::max(1, mstohz(static_cast<int>(d.cfg.stall_ms / 4))));
   d.is_up = true;
@@ -363,9 +366,8 @@ void sim_nic::down() {
   d.engine_stop.store(true, std::memory_order_seq_cst);
   d.ring_doorbell();
   d.engine.join();
-  if (d.rx_watch != nullptr) {
-    machine::unwatch_fd(d.rx_watch);  // no rx_ready runs or will run
-    d.rx_watch = nullptr;
+  if (machine::fd_watch* watch = d.rx_watch.exchange(nullptr)) {
+    machine::unwatch_fd(watch);  // no rx_ready runs or will run
     d.rx_paused = false;
   }
   d.rx_enabled.store(false, std::memory_order_seq_cst);  // a peer's engine stops delivering

@@ -106,8 +106,11 @@ void sim_nic::impl::engine_main() {
 // interrupt CPU, so rx_paused needs no ordering beyond that thread.
 void sim_nic::impl::rx_ready(void* arg) {
   auto& d = *static_cast<impl*>(arg);
+  machine::fd_watch* watch;
+  while ((watch = d.rx_watch.load(std::memory_order_acquire)) == nullptr)
+    std::this_thread::yield();  // up() is about to publish it
   if (!d.w->pull_rx(*d.face)) {
-    machine::fd_watch_pause(d.rx_watch);
+    machine::fd_watch_pause(watch);
     if (!d.gone.exchange(true, std::memory_order_acq_rel))
       d.report(d.cfg.name + ": the wire is gone (" + d.w->describe() +
                "); transmit drops from now on");
@@ -115,7 +118,7 @@ void sim_nic::impl::rx_ready(void* arg) {
   }
   if (!d.face->hw_rx_has_room()) {
     d.rx_paused = true;
-    machine::fd_watch_pause(d.rx_watch);
+    machine::fd_watch_pause(watch);
   }
 }
 

@@ -66,8 +66,10 @@ struct sim_nic::impl {
   std::atomic<bool> rx_enabled{false};
   std::atomic<unsigned> rx_users{0};  // hw_receive calls in progress (down() waits for 0)
   std::atomic<sim_nic*> rx_room_waiter{nullptr};
-  machine::fd_watch* rx_watch = nullptr;  // the wire's receive fd, if it has one
-  bool rx_paused = false;                 // interrupt CPU only
+  // The wire's receive fd, if it has one. Atomic: the first callback may run before up() has
+  // stored what watch_fd returned.
+  std::atomic<machine::fd_watch*> rx_watch{nullptr};
+  bool rx_paused = false;  // interrupt CPU only
   static void rx_ready(void* arg);
 
   // Interrupts
