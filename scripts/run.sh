@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# The main job. Until the NIC simulator lands (net/, issue 6), it builds kcont and runs the
-# latency and cost benchmarks, each beside its peers in the same run: softints (vs eventfd,
-# Asio post, condvar, libevent), callouts (vs asio::steady_timer, libevent timers), task queues
-# and taskctx (vs asio::strand, std::mutex), and kcont continuations.
-# Extra arguments go to every benchmark (e.g. --quick). Set KCONT_RUN_JSON=DIR to also write
-# each benchmark's figures as JSON there.
+# The main job: the NIC simulator demo, then the latency summary.
+#
+# 1. kcont-nicsim (net/): a simulated NIC whose driver is written the way OpenBSD's myx(4) is
+#    after the 2015 taskctx diff, on a tap device when one can be made (else the in-memory
+#    wire), live statistics once a second, then a summary. Arguments go to kcont-nicsim
+#    (default: 10 s, taskctx mode; try --mode naive --race-delay-us 200 --ifq-len 4 --tx-ring 16
+#    to watch the oactive race stall the interface and the detector catch it; --help lists all).
+# 2. The latency summary: each benchmark beside its peers in the same run (softints vs eventfd,
+#    Asio post, condvar, libevent; callouts vs asio::steady_timer and libevent timers; task
+#    queues and taskctx vs asio::strand and std::mutex; kcont continuations), in quick mode.
+#    KCONT_RUN_FULL=1 runs them at full length; KCONT_RUN_JSON=DIR also writes their figures
+#    as JSON there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" \
-  --target bench_softint bench_callout bench_task bench_kcont
+  --target kcont-nicsim bench_softint bench_callout bench_task bench_kcont
+
+echo "=================== kcont-nicsim ==================="
+./build/net/kcont-nicsim "$@"
+
+quick=(--quick)
+[ "${KCONT_RUN_FULL:-0}" = 1 ] && quick=()
 for b in softint callout task kcont; do
   json=()
   if [ -n "${KCONT_RUN_JSON:-}" ]; then
@@ -18,6 +30,6 @@ for b in softint callout task kcont; do
     json=(--json "$KCONT_RUN_JSON/$b.json")
   fi
   echo
-  echo "=================== bench_$b ==================="
-  ./build/bench/bench_$b "$@" "${json[@]}"
+  echo "=================== latency summary: bench_$b ==================="
+  ./build/bench/bench_$b "${quick[@]}" "${json[@]}"
 done

@@ -132,7 +132,7 @@ TEST_CASE("tap: a full RX ring pauses reading the tap; nothing lost, order kept"
   REQUIRE_MESSAGE(host.ok(), host.error());
   pkt f;
   const std::uint8_t mac[6] = {2, 0, 0, 0, 0, 7};
-  for (std::uint64_t seq = 0; seq < 300; ++seq) {  // below the tap's queue of 500 frames
+  for (std::uint64_t seq = 0; seq < 300; ++seq) {  // well below the tap's queue (1000 frames)
     build_frame(f, 120, 3, seq, kcont::machine::now_ns(), mac);
     REQUIRE(host.send(f.data, f.len) == static_cast<ssize_t>(f.len));
   }
