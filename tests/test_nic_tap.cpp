@@ -20,16 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (dirent* e = ::readdir(d))
-      if (e->d_name[0] != '.') ++n;
-    ::closedir(d);
-  }
-  return n;
-}
-
 struct tap_rig {
   kcont::runtime rt{kcont_test::cpus(2)};
   pkt_pool pool{4096};
@@ -142,7 +132,7 @@ TEST_CASE("tap: a full RX ring pauses reading the tap; nothing lost, order kept"
 }
 
 TEST_CASE("tap: the link deleted mid-run is reported, and shutdown is clean") {
-  const int fds_before = open_fds();
+  const int fds_before = kcont_test::count_open_fds();
   {
     tap_rig rig;
     if (!rig.make()) {
@@ -162,5 +152,5 @@ TEST_CASE("tap: the link deleted mid-run is reported, and shutdown is clean") {
     rig.nic->down();
     CHECK(rig.pool.available() == rig.pool.size());
   }
-  CHECK(open_fds() == fds_before);
+  CHECK(kcont_test::count_open_fds() == fds_before);
 }

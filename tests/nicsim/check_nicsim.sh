@@ -64,4 +64,42 @@ check "naive mode: the stall detector reports a stall" grep -q "sim0: stall:" "$
 check "SIGINT: clean exit 0 with a summary" \
   bash -c "[ $rc -eq 0 ] && grep -q 'kcont-nicsim summary' '$out/naive'"
 
+# With a tap (root, /dev/net/tun): the tap exists while the program runs and is gone after
+# Ctrl-C; deleting the link under the program is reported and the program exits cleanly.
+tap=kcnsim$$
+tap=${tap:0:15}
+"$bin" --wire tap --tap-name "$tap" --seconds 60 --quiet >"$out/tap" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  [ -e "/sys/class/net/$tap" ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+if [ -e "/sys/class/net/$tap" ]; then
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  check "tap: Ctrl-C exits 0" test $rc -eq 0
+  check "tap: the interface is removed on exit" test ! -e "/sys/class/net/$tap"
+  if command -v ip >/dev/null; then
+    "$bin" --wire tap --tap-name "$tap" --seconds 60 --quiet >"$out/tap2" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do [ -e "/sys/class/net/$tap" ] && break; sleep 0.05; done
+    sleep 0.3
+    ip link delete "$tap"
+    for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+    kill -0 $pid 2>/dev/null && kill -INT $pid
+    wait $pid
+    rc=$?
+    cat "$out/tap2"
+    check "tap deleted under the program: reported" grep -q "the wire is gone" "$out/tap2"
+    check "tap deleted under the program: clean exit 0" test $rc -eq 0
+  else
+    echo "skipped: no 'ip' command to delete the link with"
+  fi
+else
+  wait $pid
+  echo "skipped: tap checks (no tap device here: $(grep -o 'tap: .*' "$out/tap" | head -1))"
+fi
+
 exit $fail
