@@ -134,10 +134,14 @@ const std::map<std::string, std::function<void()>> cases = {
 
 }  // namespace
 
+extern const std::map<std::string, std::function<void()>> lockdebug_cases;  // death_lockdebug.cpp
+
 int main(int argc, char** argv) {
-  if (argc != 3 || cases.count(argv[1]) == 0) {
+  const auto* table = argc == 3 && lockdebug_cases.count(argv[1]) ? &lockdebug_cases : &cases;
+  if (argc != 3 || table->count(argv[1]) == 0) {
     std::fprintf(stderr, "usage: death_tests CASE MESSAGE; cases:");
     for (auto& [name, fn] : cases) std::fprintf(stderr, " %s", name.c_str());
+    for (auto& [name, fn] : lockdebug_cases) std::fprintf(stderr, " %s", name.c_str());
     std::fprintf(stderr, "\n");
     return 2;
   }
@@ -147,7 +151,7 @@ int main(int argc, char** argv) {
   if (child == 0) {
     ::dup2(pipefd[1], STDERR_FILENO);
     ::close(pipefd[0]);
-    cases.at(argv[1])();
+    table->at(argv[1])();
     std::fprintf(stderr, "death_tests: %s did not abort\n", argv[1]);
     std::_Exit(0);
   }

@@ -18,6 +18,7 @@
 #include "wheel.h"
 
 #include <kcont/callout.h>
+#include <kcont/lockdebug.h>
 #include <kcont/machine_hooks.h>
 #include <kcont/softint.h>
 
@@ -266,7 +267,10 @@ void softclock(void* arg) {
     cc.running = c;
     lk.unlock();
     if (!mpsafe) kernel_lock();
-    func(farg);  // may re-arm, stop, halt or destroy (and free) c
+    {
+      kcont::lockdebug::handler_scope scope(c);
+      func(farg);  // may re-arm, stop, halt or destroy (and free) c
+    }
     if (!mpsafe) kernel_unlock();
     lk.lock();
     cc.running = nullptr;
@@ -325,6 +329,7 @@ void callout_destroy(::callout* c) {
   if (cc.running == c && kcont::machine::this_thread_cpu() != cc.ci)
     misuse("callout_destroy of a callout whose handler is running (callout_halt it first)", c);
   c->c_magic = kDestroyed;
+  kcont::lockdebug::forget(c);
 }
 
 void callout_setfunc(::callout* c, void (*func)(void*), void* arg) {
@@ -357,6 +362,8 @@ bool callout_halt(::callout* c, kmutex_t* interlock) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_cpu* cc = &callout_lock(c, lk);
+  if (!(cc->running == c && kcont::machine::this_thread_cpu() == cc->ci))
+    kcont::lockdebug::check_wait("callout_halt", c, interlock);
   bool expired = stop_locked(*cc, c);
   // Wait while the handler runs elsewhere; then stop again, since handlers re-arm themselves.
   // From the handler itself (this thread is that CPU's loop) there is nothing to wait for.

@@ -24,6 +24,7 @@
 // The executor never touches a continuation after func returned unless it is still alive:
 // destroy from inside func defers the free to the executor.
 #include <kcont/kcont.h>
+#include <kcont/lockdebug.h>
 #include <kcont/machine_hooks.h>
 #include <kcont/softint.h>
 
@@ -342,7 +343,10 @@ void run_queue(kqueue& q) {
     fell = false;
     kcont::machine::block_observer previous;
     if (q.gate != nullptr) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
-    fn(arg, kc);
+    {
+      kcont::lockdebug::handler_scope scope(kc);
+      fn(arg, kc);
+    }
     if (q.gate != nullptr) kcont::machine::set_thread_block_observer(previous);
     kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)
     lk.lock();
@@ -360,6 +364,7 @@ void run_queue(kqueue& q) {
       lk.unlock();
       callout_halt(&kc->kc_timer, nullptr);
       callout_destroy(&kc->kc_timer);
+      kcont::lockdebug::forget(kc);
       if (allocated) delete kc;
       lk.lock();
     }
@@ -390,6 +395,16 @@ void run_queue(kqueue& q) {
 // The caller is running kc's func.
 bool inside_own_func(const kcont_t* kc) {
   return (kc->kc_state & S_RUNNING) && kc->kc_runner == std::this_thread::get_id();
+}
+
+// lockdebug, before `wait` waits for kc's func (kc's queue locked). Holding kc's own lock
+// while func runs elsewhere is a certain deadlock: func gave the lock up for a while and must
+// take it back before it returns. Holding it while func is not running is fine (the queued
+// invocation cannot start, and halt cancels it). Locks func was seen to take are checked too.
+void check_kcont_wait(const char* wait, kcont_t* kc) {
+  if (inside_own_func(kc)) return;  // no wait
+  if (kc->kc_state & S_RUNNING) kcont::lockdebug::check_wait_for_lock(wait, kc, kc->kc_lock.load());
+  kcont::lockdebug::check_wait(wait, kc);
 }
 
 // Stops kc: timer, and a runnable-but-not-running invocation. q->mu held.
@@ -502,6 +517,7 @@ bool kcont_halt(kcont_t* kc) {
   check(kc);
   std::unique_lock<std::mutex> lk;
   kqueue* q = &kcont_lock(kc, lk);
+  check_kcont_wait("kcont_halt", kc);
   bool expired = stop_locked(*q, kc);
   while ((kc->kc_state & S_RUNNING) && !inside_own_func(kc)) {
     q->ran.wait(lk);
@@ -521,6 +537,11 @@ void kcont_destroy(kcont_t* kc) {
       return;
     }
   }
+  {
+    std::unique_lock<std::mutex> lk;
+    kcont_lock(kc, lk);
+    check_kcont_wait("kcont_destroy", kc);
+  }
   kcont_halt(kc);
   callout_halt(&kc->kc_timer, nullptr);  // an expiry handler may be about to queue it
   {
@@ -530,6 +551,7 @@ void kcont_destroy(kcont_t* kc) {
     kc->kc_magic = kDead;
   }
   callout_destroy(&kc->kc_timer);
+  kcont::lockdebug::forget(kc);
   if (kc->kc_state & S_ALLOCATED) delete kc;
 }
 

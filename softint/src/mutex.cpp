@@ -1,4 +1,5 @@
 // kmutex_t: std::mutex plus an owner tag.
+#include <kcont/lockdebug.h>
 #include <kcont/machine_hooks.h>
 #include <kcont/mutex.h>
 
@@ -41,8 +42,20 @@ void kcont::machine::blocking_end() {
   if (auto f = g_block_end.load(std::memory_order_acquire)) f();
 }
 
-void mutex_init(kmutex_t* m, int, int) {
+#ifdef KCONT_LOCKDEBUG
+#define KCONT_WHERE_PARAM , std::source_location where
+#define KCONT_NOTE_TAKEN(m) \
+  kcont::lockdebug::lock_taken(m, where.file_name(), where.line(), where.function_name())
+#else
+#define KCONT_WHERE_PARAM
+#define KCONT_NOTE_TAKEN(m) (void)0
+#endif
+
+void mutex_init(kmutex_t* m, int, int KCONT_WHERE_PARAM) {
   m->owner.store(nullptr, std::memory_order_relaxed);
+#ifdef KCONT_LOCKDEBUG
+  m->init_where = where;
+#endif
 }
 
 void mutex_destroy(kmutex_t* m) {
@@ -50,7 +63,7 @@ void mutex_destroy(kmutex_t* m) {
     misuse("mutex_destroy of a held mutex", m);
 }
 
-void mutex_enter(kmutex_t* m) {
+void mutex_enter(kmutex_t* m KCONT_WHERE_PARAM) {
   if (m->owner.load(std::memory_order_relaxed) == &tl_owner_tag)
     misuse("mutex_enter of a mutex this thread already holds", m);
   if (!m->m.try_lock()) {  // contended: this thread is about to sleep
@@ -59,17 +72,22 @@ void mutex_enter(kmutex_t* m) {
     kcont::machine::blocking_end();
   }
   m->owner.store(&tl_owner_tag, std::memory_order_relaxed);
+  KCONT_NOTE_TAKEN(m);
 }
 
-bool mutex_tryenter(kmutex_t* m) {
+bool mutex_tryenter(kmutex_t* m KCONT_WHERE_PARAM) {
   if (!m->m.try_lock()) return false;
   m->owner.store(&tl_owner_tag, std::memory_order_relaxed);
+  KCONT_NOTE_TAKEN(m);
   return true;
 }
 
 void mutex_exit(kmutex_t* m) {
   if (m->owner.load(std::memory_order_relaxed) != &tl_owner_tag)
     misuse("mutex_exit by a thread that does not hold it", m);
+#ifdef KCONT_LOCKDEBUG
+  kcont::lockdebug::lock_released(m);
+#endif
   m->owner.store(nullptr, std::memory_order_relaxed);
   m->m.unlock();
 }

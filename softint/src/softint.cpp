@@ -16,6 +16,8 @@
 #include "runtime_impl.h"
 #include "softint_run.h"
 
+#include <kcont/lockdebug.h>
+
 #include <kcont/softint.h>
 
 #include <cassert>
@@ -121,7 +123,10 @@ void softint_run(cpu_info* ci, pending_node* n) {
   if (!sh->dying.load(std::memory_order_seq_cst)) {
     ci->running_node = n;
     if (!sh->mpsafe) kernel_lock();
-    sh->fn(sh->arg);
+    {
+      kcont::lockdebug::handler_scope scope(sh);
+      sh->fn(sh->arg);
+    }
     if (!sh->mpsafe) kernel_unlock();
     ci->running_node = nullptr;
   }
@@ -129,6 +134,7 @@ void softint_run(cpu_info* ci, pending_node* n) {
     std::uint32_t s = n->state.fetch_and(~node_running, std::memory_order_seq_cst);
     if (s & node_pending) ci->queues[sh->level].remove(n);
     rt->established_softints.fetch_sub(1);
+    kcont::lockdebug::forget(sh);
     delete sh;
     return;
   }
@@ -194,6 +200,8 @@ void softint_disestablish(void* cookie) {
   cpu_info* self = this_thread_cpu();
   if (self != nullptr && self->rt != rt) self = nullptr;  // another runtime's CPU: foreign here
   bool own_handler = false;
+  if (self == nullptr || self->running_node == nullptr || self->running_node->owner != sh)
+    kcont::lockdebug::check_wait("softint_disestablish", sh);
 
   rt->quiesce_waiters.fetch_add(1, std::memory_order_seq_cst);
   {
@@ -229,6 +237,7 @@ void softint_disestablish(void* cookie) {
     return;
   }
   rt->established_softints.fetch_sub(1);
+  kcont::lockdebug::forget(sh);
   delete sh;
 }
 

@@ -1,6 +1,7 @@
 // The pooled per-CPU worker engine: pools, workers and overseers (see engine.h).
 #include "engine.h"
 
+#include <kcont/lockdebug.h>
 #include <kcont/machine_hooks.h>
 #include <pthread.h>
 #include <sched.h>
@@ -117,6 +118,8 @@ void pool::serve(queue_instance& q, worker* w) {
     tl_serving.q = &q;
     if (!q.mpsafe) kernel_lock();
     try {
+      kcont::lockdebug::handler_scope by_queue(q.owner);
+      kcont::lockdebug::handler_scope by_task(&t);
       fn(arg);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "kcont: a task threw and was abandoned: %s\n", e.what());

@@ -63,6 +63,7 @@ struct queue_instance {
   // when a running task blocks (kpause, blocking_scope, a contended kmutex) and work is queued,
   // up to max_active; a worker that finds more unblocked workers than one leaves.
   bool elastic = false;
+  const void* owner = nullptr;  // the taskq or workqueue (lockdebug names handlers by it)
 
   std::mutex mu;
   std::condition_variable idle_cv;  // a task finished (barriers, destroy)

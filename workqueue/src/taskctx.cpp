@@ -6,6 +6,7 @@
 // contender that queued after the runner's last look has bumped the count, the CAS fails and
 // the runner looks again. A contender queues before it bumps, so whatever it queued is seen by
 // the runner's next look: no task is stranded in the window between enter and leave.
+#include <kcont/lockdebug.h>
 #include <kcont/task.h>
 
 #include <chrono>
@@ -48,7 +49,10 @@ void taskctx_drain(taskctx* tc) {
   do {
     void (*fn)(void*);
     void* arg;
-    while (taskctx_next_work(tc, fn, arg)) fn(arg);
+    while (taskctx_next_work(tc, fn, arg)) {
+      kcont::lockdebug::handler_scope scope(tc);
+      fn(arg);
+    }
   } while (!taskctx_leave(tc));
 }
 
@@ -79,11 +83,13 @@ void task_set(task* t, void (*fn)(void*), void* arg) {
   t->t_func = fn;
   t->t_arg = arg;
   if ((t->t_flags.load() & TASK_ONQUEUE) == 0) t->t_queue = nullptr;
+  kcont::lockdebug::forget(t);  // a new task (maybe at a reused address)
 }
 
 void taskctx_init(taskctx* tc, int) {
   tc->tc_worklist.clear();
   tc->tc_serializer.store(0);
+  kcont::lockdebug::forget(tc);
 }
 
 void task_dispatch(taskctx* tc, task* t) {
@@ -102,7 +108,10 @@ void task_dispatch(taskctx* tc, task* t) {
     tl_running_ctx = tc;
     void (*fn)(void*) = t->t_func;  // copied: the task may be re-dispatched or freed by fn
     void* arg = t->t_arg;
-    fn(arg);
+    {
+      kcont::lockdebug::handler_scope scope(tc);
+      fn(arg);
+    }
     if (!taskctx_leave(tc)) taskctx_drain(tc);
     tl_running_ctx = outer;
     return;
@@ -124,6 +133,7 @@ void taskctx_barrier(taskctx* tc) {
                  "(it would wait for itself)\n");
     std::abort();
   }
+  kcont::lockdebug::check_wait("taskctx_barrier", tc);
   if (tc->tc_serializer.load() == 0) return;  // nothing running: nothing to wait for
   barrier_state b;
   task t = TASK_INITIALIZER(barrier_task, &b);

@@ -5,6 +5,7 @@
 // runtime on first use.
 #include "engine.h"
 
+#include <kcont/lockdebug.h>
 #include <kcont/task.h>
 
 #include <algorithm>
@@ -45,6 +46,7 @@ queue_instance& instance(taskq* tq) {
   std::call_once(tq->bound, [tq] {  // system queues bind lazily to the default runtime
     auto& eng = kcont::detail::engine_of(kcont::runtime::default_runtime());
     tq->q = new queue_instance(eng, kDefaultPriority, 1, tq->mpsafe, -1);
+    tq->q->owner = tq;
   });
   if (!tq->q) misuse("use of a destroyed taskq", tq);
   return *tq->q;
@@ -67,6 +69,7 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
   std::call_once(tq->bound, [tq] {
     auto& eng = kcont::detail::engine_of(kcont::runtime::current());
     tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
+    tq->q->owner = tq;
   });
   return tq;
 }
@@ -75,7 +78,9 @@ void taskq_destroy(taskq* tq) {
   queue_instance& q = instance(tq);
   if (tq->system) misuse("taskq_destroy of a system taskq", tq);
   if (kcont::detail::instance_is_mine(q)) misuse("taskq_destroy from one of its own tasks", tq);
+  kcont::lockdebug::check_wait("taskq_destroy", tq);
   kcont::detail::instance_drain(q);  // drained, not dropped
+  kcont::lockdebug::forget(tq);
   delete tq->q;
   delete tq;
 }
@@ -95,6 +100,7 @@ int task_del(taskq* tq, task* t) {
 
 void taskq_barrier(taskq* tq) {
   queue_instance& q = instance(tq);
+  kcont::lockdebug::check_wait("taskq_barrier", tq);
   std::unique_lock<std::mutex> lk(q.mu);
   // Every run in progress now, except our own (a barrier from a task counts itself as done).
   std::vector<std::pair<std::thread::id, std::uint64_t>> waiting;
@@ -111,6 +117,7 @@ void taskq_barrier(taskq* tq) {
 void taskq_del_barrier(taskq* tq, task* t) {
   queue_instance& q = instance(tq);
   task_del(tq, t);
+  kcont::lockdebug::check_wait("taskq_del_barrier", t);
   if (!kcont::detail::instance_wait_not_running(q, t))
     misuse("taskq_del_barrier of the task that is calling it (it would wait for itself)", tq);
 }

@@ -1,5 +1,6 @@
 // workqueue(9) on the pooled worker engine: one queue_instance per CPU (WQ_PERCPU) or one in
 // all, each serving its items one at a time on workers of its CPU's pool.
+#include <kcont/lockdebug.h>
 #include <kcont/machine_hooks.h>
 #include <kcont/workqueue.h>
 
@@ -61,7 +62,10 @@ int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void
   } else {
     wq->queues.push_back(std::make_unique<queue_instance>(eng, level, most, mpsafe, -1));
   }
-  for (auto& q : wq->queues) q->elastic = elastic;
+  for (auto& q : wq->queues) {
+    q->elastic = elastic;
+    q->owner = wq;
+  }
   *wqp = wq;
   return 0;
 }
@@ -86,6 +90,7 @@ void workqueue_enqueue(workqueue* wq, work* wk, cpu_info* ci) {
 
 void workqueue_wait(workqueue* wq, work* wk) {
   if (wq == nullptr || wk == nullptr) misuse("NULL workqueue or work", wq);
+  kcont::lockdebug::check_wait("workqueue_wait", &wk->wk_task);
   for (auto& q : wq->queues) {
     // Queued here: wait for it to start; then for it to finish.
     std::unique_lock<std::mutex> lk(q->mu);
@@ -99,11 +104,13 @@ void workqueue_wait(workqueue* wq, work* wk) {
 
 void workqueue_destroy(workqueue* wq) {
   if (wq == nullptr) misuse("NULL workqueue", wq);
+  kcont::lockdebug::check_wait("workqueue_destroy", wq);
   for (auto& q : wq->queues) {
     if (kcont::detail::instance_is_mine(*q))
       misuse("workqueue_destroy from one of its own work items", wq);
     kcont::detail::instance_drain(*q);
   }
+  kcont::lockdebug::forget(wq);
   delete wq;
 }
 

@@ -5,10 +5,16 @@
 
 #include <atomic>
 #include <mutex>
+#ifdef KCONT_LOCKDEBUG
+#include <source_location>
+#endif
 
 struct kmutex {
   std::mutex m;
   std::atomic<const void*> owner{nullptr};  // a per-thread tag while held
+#ifdef KCONT_LOCKDEBUG
+  std::source_location init_where{};  // names the lock in lockdebug reports
+#endif
 };
 typedef kmutex kmutex_t;
 
@@ -25,9 +31,17 @@ inline constexpr int IPL_VM = 5;
 inline constexpr int IPL_SCHED = 6;
 inline constexpr int IPL_HIGH = 7;
 
+#ifdef KCONT_LOCKDEBUG
+// Debug builds record where each lock was initialised and taken (kcont/lockdebug.h).
+void mutex_init(kmutex_t* m, int type, int ipl,
+                std::source_location where = std::source_location::current());
+void mutex_enter(kmutex_t* m, std::source_location where = std::source_location::current());
+bool mutex_tryenter(kmutex_t* m, std::source_location where = std::source_location::current());
+#else
 void mutex_init(kmutex_t* m, int type, int ipl);
-void mutex_destroy(kmutex_t* m);  // must not be held (checked)
-void mutex_enter(kmutex_t* m);    // recursion is misuse (checked)
-void mutex_exit(kmutex_t* m);     // only by the owner (checked)
+void mutex_enter(kmutex_t* m);  // recursion is misuse (checked)
 bool mutex_tryenter(kmutex_t* m);
+#endif
+void mutex_destroy(kmutex_t* m);  // must not be held (checked)
+void mutex_exit(kmutex_t* m);     // only by the owner (checked)
 bool mutex_owned(const kmutex_t* m);
