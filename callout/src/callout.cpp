@@ -115,7 +115,7 @@ void* create_state(runtime& rt) {
   st->hz = rt.hz();
   st->initial_ticks = rt.config().initial_ticks;
   if (1'000'000'000 % st->hz == 0) st->ns_per_tick = 1'000'000'000 / st->hz;
-  std::uint32_t start = st->ticks32(st->tick_count(machine::now_ns()));
+  std::uint32_t start = st->ticks32(st->tick_count(machine::clock_ns(rt)));
   for (unsigned i = 0; i < rt.ncpu(); ++i)
     st->cpus.push_back(std::make_unique<callout_cpu>(rt.cpu(i), start));
   st->softclock = softint_establish_rt(rt, SOFTINT_CLOCK | SOFTINT_MPSAFE, softclock, st);
@@ -206,13 +206,12 @@ void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_
 
 // callout_schedule, and callout_reset when func is not NULL (set under the same lock).
 void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
-  const std::int64_t now = machine::now_ns();
   cpu_info* here = nullptr;  // the caller's CPU, looked up only if the callout may migrate
   for (;;) {
     std::unique_lock<std::mutex> lk;
     callout_cpu& cc = callout_lock(c, lk);
     callout_state& st = state_of(machine::runtime_of(cc.ci));
-    const std::int64_t due = due_count(st, ticks, now);
+    const std::int64_t due = due_count(st, ticks, machine::clock_ns(*st.rt));
     if (func != nullptr) {
       c->c_func = func;
       c->c_arg = arg;
@@ -439,7 +438,7 @@ void callout_bind(::callout* c, cpu_info* ci) {
     set_cpu(c, ci);
     if (pending) {  // keeps its due tick on the new wheel
       to.wheel.insert(c);
-      request_tick(st, ci, st.count_of(c->c_time, st.tick_count(kcont::machine::now_ns())));
+      request_tick(st, ci, st.count_of(c->c_time, st.tick_count(kcont::machine::clock_ns(*st.rt))));
     }
     return;
   }
@@ -447,7 +446,7 @@ void callout_bind(::callout* c, cpu_info* ci) {
 
 std::uint32_t getticks() {
   callout_state& st = state_of(kcont::runtime::current());
-  return st.ticks32(st.tick_count(kcont::machine::now_ns()));
+  return st.ticks32(st.tick_count(kcont::machine::clock_ns(*st.rt)));
 }
 
 int mstohz(int ms) {

@@ -25,11 +25,12 @@ bool run_one(cpu_info* ci) {
 // Calls the clock hook if the requested clock time has passed. Returns whether it did.
 bool run_clock(cpu_info* ci) {
   std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
-  if (due == no_deadline || now_ns() < due) return false;
+  if (due == no_deadline || ci->rt->clock_now() < due) return false;
   // Clear before calling: the hook requests its next time itself, and a request that races
   // with this exchange is not lost because the hook reads the wheel after it.
   ci->deadline.store(no_deadline, std::memory_order_seq_cst);
-  if (clock_hook_fn hook = ci->rt->clock_hook.load(std::memory_order_acquire)) hook(ci, now_ns());
+  if (clock_hook_fn hook = ci->rt->clock_hook.load(std::memory_order_acquire))
+    hook(ci, ci->rt->clock_now());
   return true;
 }
 
@@ -79,9 +80,10 @@ void cpu_dispatch(cpu_info* ci, wake_reason reason) {
     ci->sleep_state.store(cpu_sleeping, std::memory_order_seq_cst);
     if (ci->any_pending()) continue;
     const std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
-    if (due != no_deadline && now_ns() >= due) continue;
+    if (due != no_deadline && ci->rt->clock_now() >= due) continue;
     if (ci->stop_requested.load(std::memory_order_seq_cst)) return leave_loop(ci, true);
-    ci->backend->set_deadline(due);
+    // A manual clock arms no real timer: advance_clock() wakes the CPU.
+    ci->backend->set_deadline(ci->rt->config.manual_clock ? no_deadline : due);
     ci->sleeps.bump();
     return;
   }

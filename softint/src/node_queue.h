@@ -36,6 +36,10 @@ class node_queue {
         !head_.compare_exchange_weak(h, n, std::memory_order_seq_cst, std::memory_order_relaxed));
   }
 
+  // Any thread: pushed nodes the consumer has not taken yet. (A sleeping consumer has taken
+  // and run everything else.)
+  bool has_incoming() const noexcept { return head_.load(std::memory_order_seq_cst) != nullptr; }
+
   // Consumer only.
   bool empty() const noexcept {
     return batch_ == nullptr && head_.load(std::memory_order_seq_cst) == nullptr;

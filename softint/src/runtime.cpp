@@ -54,6 +54,7 @@ void runtime_impl::notify_quiesce_waiters() {
 
 runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
     : face(f), config(cfg), epoch_ns(now_ns()), host_cores_(online_cpus()) {
+  manual_now.store(epoch_ns);
   if (config.hz == 0 || config.hz > 100000)
     throw std::invalid_argument("kcont: runtime_config.hz must be in 1..100000, got " +
                                 std::to_string(config.hz));
@@ -368,6 +369,30 @@ void runtime::start() {
 stop_report runtime::stop() {
   return impl_->stop();
 }
+void runtime::advance_clock(std::chrono::nanoseconds d) {
+  detail::runtime_impl& im = *impl_;
+  if (!im.config.manual_clock)
+    throw std::logic_error(
+        "kcont: advance_clock on a runtime without runtime_config::manual_clock");
+  if (d.count() < 0) throw std::invalid_argument("kcont: advance_clock by a negative duration");
+  im.manual_now.fetch_add(d.count(), std::memory_order_seq_cst);
+  // The loop compares its deadline with the clock after announcing sleep (cpu.h): either it
+  // sees the new time or this kick sees it asleep.
+  for (const auto& ci : im.cpus()) ci->kick();
+}
+
+bool runtime::quiescent() const {
+  const detail::runtime_impl& im = *impl_;
+  for (const auto& ci : im.cpus()) {
+    if (ci->sleep_state.load(std::memory_order_seq_cst) != detail::cpu_sleeping) return false;
+    for (const auto& q : ci->queues)
+      if (q.has_incoming()) return false;
+    const std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
+    if (due != detail::no_deadline && due <= im.clock_now()) return false;
+  }
+  return true;
+}
+
 bool runtime::running() const {
   return impl_->running();
 }
@@ -468,6 +493,9 @@ cpu_info* current_cpu(runtime& rt) {
 }
 std::int64_t now_ns() {
   return detail::now_ns();
+}
+std::int64_t clock_ns(runtime& rt) {  // machine_hooks.h
+  return rt.impl().clock_now();
 }
 std::int64_t epoch_ns(runtime& rt) {
   return rt.impl().epoch_ns;

@@ -43,6 +43,12 @@ class runtime_impl {
 
   std::atomic<clock_hook_fn> clock_hook{nullptr};
   const std::int64_t epoch_ns;  // creation time: tick 0
+  // The runtime's time: steady_clock, or with a manual clock epoch_ns + what advance_clock
+  // added.
+  std::int64_t clock_now() const noexcept {
+    return config.manual_clock ? manual_now.load(std::memory_order_seq_cst) : now_ns();
+  }
+  std::atomic<std::int64_t> manual_now{0};
 
   // Higher layers' per-runtime state (machine_hooks.h).
   std::recursive_mutex layers_mu;  // recursive: one layer's state may create a lower one's

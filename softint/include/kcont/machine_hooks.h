@@ -29,6 +29,8 @@ cpu_info* this_thread_cpu();
 cpu_info* current_cpu(runtime& rt);
 std::int64_t now_ns();               // steady_clock, nanoseconds since its epoch
 std::int64_t epoch_ns(runtime& rt);  // when the runtime was created: its tick 0
+// The runtime's time (steady_clock, or its manual clock): what callouts and ticks count.
+std::int64_t clock_ns(runtime& rt);
 
 // Called around a blocking wait in the machine layer (a contended kmutex_t), so that the
 // worker engine can let another worker run while this one sleeps. Process-wide; set once.

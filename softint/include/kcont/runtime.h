@@ -47,6 +47,9 @@ struct runtime_config {
   // Attach mode: every CPU of the runtime is served by this loop (backend and pin_threads are
   // then ignored). Default: kcont runs one loop thread per CPU.
   attach_target attach;
+  // A manual clock, for tests and fuzzers: the runtime's time (callouts, ticks) stands still
+  // at its creation until advance_clock() moves it; no real timer is armed.
+  bool manual_clock = false;
 
   // Defaults overridden by KCONT_NCPU, KCONT_HZ, KCONT_BACKEND, KCONT_PIN (0/1),
   // KCONT_INITIAL_TICKS.
@@ -115,6 +118,14 @@ class runtime {
   // the while; the loop's own dispatch waits). Callouts due later stay armed. Throws
   // std::logic_error on a runtime that is not attached or from one of its CPUs' handlers.
   std::uint64_t drain_attached();
+
+  // Manual clock only (else std::logic_error): moves the runtime's time forward by `d` and
+  // wakes the CPUs whose clock work has come due; they run it asynchronously.
+  void advance_clock(std::chrono::nanoseconds d);
+  // True when every CPU is asleep with no work queued and no clock work due: with a manual
+  // clock nothing more happens on the CPUs until someone schedules or advances the clock.
+  // (Worker-engine threads are not covered.)
+  bool quiescent() const;
 
   // The runtime kernel-style calls act on from this thread (see the file comment).
   static runtime& current();
