@@ -8,6 +8,10 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev; do
   have_pkg "$pkg" || need+=("$pkg")
 done
+# clang and its runtime libraries: the libFuzzer build of the differential fuzzer.
+for pkg in clang libclang-rt-14-dev; do
+  have_pkg "$pkg" || need+=("$pkg")
+done
 # Sanitizer runtimes ship with GCC on Debian 12; name them in case a slim image lacks them.
 for pkg in libasan8 libtsan2 libubsan1; do
   have_pkg "$pkg" || need+=("$pkg")

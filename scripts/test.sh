@@ -1,23 +1,46 @@
 #!/usr/bin/env bash
 # The whole test suite, in three builds: plain (RelWithDebInfo), ThreadSanitizer, and
-# AddressSanitizer+UBSan (both Debug, so debug-build checks are on). Installs dependencies
-# first. Usage: bash scripts/test.sh [plain|tsan|asan ...]   (default: all three)
+# AddressSanitizer+UBSan (both Debug, so debug-build checks such as lockdebug are on); then the
+# differential fuzzer under libFuzzer for KCONT_FUZZ_SECONDS (default 60). Installs
+# dependencies first. Usage: bash scripts/test.sh [plain|tsan|asan|fuzz ...] (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(plain tsan asan)
+[ ${#configs[@]} -eq 0 ] && configs=(plain tsan asan fuzz)
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 summary=()
 
 for cfg in "${configs[@]}"; do
+  if [ "$cfg" = fuzz ]; then
+    # The differential fuzzer under libFuzzer (clang, ASan+UBSan), for a bounded time, on a
+    # scratch copy of the seed corpus. (Every other build runs its standalone driver in ctest.)
+    dir=build-test-fuzz
+    echo "=== kcont: fuzz build ($dir, clang + libFuzzer) ==="
+    start=$(date +%s)
+    CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DKCONT_WERROR=ON \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKCONT_FUZZ=ON -DKCONT_SANITIZE=address \
+      -DKCONT_BUILD_BENCH=OFF -DKCONT_BUILD_EXAMPLES=OFF >/dev/null
+    cmake --build "$dir" -j "$jobs" --target fuzz_kcont_libfuzzer
+    work=$(mktemp -d)
+    if ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" "$dir/fuzz/fuzz_kcont_libfuzzer" \
+        -max_total_time="${KCONT_FUZZ_SECONDS:-60}" -timeout=30 -print_final_stats=1 \
+        -artifact_prefix="$dir/" "$work" fuzz/corpus 2>&1 | tail -6; then
+      summary+=("fuzz: no divergence in ${KCONT_FUZZ_SECONDS:-60}s ($(( $(date +%s) - start ))s in all)")
+    else
+      summary+=("fuzz: FAILED (the input is in $dir/crash-*; add it to fuzz/corpus)")
+      status=1
+    fi
+    rm -rf "$work"
+    continue
+  fi
   case "$cfg" in
     plain) args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
     tsan) args=(-DCMAKE_BUILD_TYPE=Debug -DKCONT_SANITIZE=thread -DKCONT_BUILD_BENCH=OFF) ;;
     asan) args=(-DCMAKE_BUILD_TYPE=Debug -DKCONT_SANITIZE=address -DKCONT_BUILD_BENCH=OFF) ;;
-    *) echo "unknown configuration '$cfg' (plain, tsan, asan)" >&2; exit 2 ;;
+    *) echo "unknown configuration '$cfg' (plain, tsan, asan, fuzz)" >&2; exit 2 ;;
   esac
   dir="build-test-$cfg"
   echo "=== kcont: $cfg build ($dir) ==="
