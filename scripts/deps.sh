@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev; do
+for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev mandoc python3; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 # clang and its runtime libraries: the libFuzzer build of the differential fuzzer.
