@@ -3,6 +3,8 @@
 // mutex_owned() can back the "must hold the lock" rules with checks.
 #pragma once
 
+#include <kcont/config.h>
+
 #include <atomic>
 #include <mutex>
 #ifdef KCONT_LOCKDEBUG
