@@ -366,8 +366,10 @@ void sim_nic::down() {
   d.engine_stop.store(true, std::memory_order_seq_cst);
   d.ring_doorbell();
   d.engine.join();
-  if (machine::fd_watch* watch = d.rx_watch.exchange(nullptr)) {
+  // rx_ready waits for the watch to be published, so it stays published until unwatched.
+  if (machine::fd_watch* watch = d.rx_watch.load(std::memory_order_acquire)) {
     machine::unwatch_fd(watch);  // no rx_ready runs or will run
+    d.rx_watch.store(nullptr, std::memory_order_release);
     d.rx_paused = false;
   }
   d.rx_enabled.store(false, std::memory_order_seq_cst);  // a peer's engine stops delivering
