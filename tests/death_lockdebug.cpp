@@ -40,6 +40,20 @@ struct lesson {
   }
 };
 
+// A workqueue whose function has taken the lesson's lock once (it ran one item).
+struct taught_workqueue {
+  lesson l;
+  workqueue* wq = nullptr;
+  work wk{};
+  taught_workqueue() {
+    workqueue_create(
+        &wq, "ld", [](work*, void* a) { static_cast<lesson*>(a)->take(); }, &l, PRI_NONE, 0,
+        WQ_MPSAFE);
+    workqueue_enqueue(wq, &wk, nullptr);
+    l.wait_ran();
+  }
+};
+
 }  // namespace
 
 extern const std::map<std::string, std::function<void()>> lockdebug_cases;
@@ -96,31 +110,17 @@ const std::map<std::string, std::function<void()>> lockdebug_cases = {
      [] {
        kcont::runtime rt(two_cpus());
        kcont::runtime_scope scope(rt);
-       static lesson l;
-       workqueue* wq = nullptr;
-       workqueue_create(
-           &wq, "ld", [](work*, void* a) { static_cast<lesson*>(a)->take(); }, &l, PRI_NONE, 0,
-           WQ_MPSAFE);
-       static work wk;
-       workqueue_enqueue(wq, &wk, nullptr);
-       l.wait_ran();
-       mutex_enter(&l.lock);
-       workqueue_wait(wq, &wk);
+       taught_workqueue tw;
+       mutex_enter(&tw.l.lock);
+       workqueue_wait(tw.wq, &tw.wk);
      }},
     {"lockdebug_workqueue_destroy",
      [] {
        kcont::runtime rt(two_cpus());
        kcont::runtime_scope scope(rt);
-       static lesson l;
-       workqueue* wq = nullptr;
-       workqueue_create(
-           &wq, "ld", [](work*, void* a) { static_cast<lesson*>(a)->take(); }, &l, PRI_NONE, 0,
-           WQ_MPSAFE);
-       static work wk;
-       workqueue_enqueue(wq, &wk, nullptr);
-       l.wait_ran();
-       mutex_enter(&l.lock);
-       workqueue_destroy(wq);
+       taught_workqueue tw;
+       mutex_enter(&tw.l.lock);
+       workqueue_destroy(tw.wq);
      }},
     {"lockdebug_taskctx_barrier",
      [] {

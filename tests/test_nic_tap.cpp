@@ -45,14 +45,18 @@ struct tap_rig {
   }
 };
 
+// Makes the rig, or says why this machine cannot and returns false (the test then skips).
+bool make_or_skip(tap_rig& rig, unsigned rx_ring = 256) {
+  if (rig.make(rx_ring)) return true;
+  MESSAGE("skipped: no tap device here: " << rig.why);
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("tap: the host captures every frame the NIC sends, intact and in order") {
   tap_rig rig;
-  if (!rig.make()) {
-    MESSAGE("skipped: no tap device here: " << rig.why);
-    return;
-  }
+  if (!make_or_skip(rig)) return;
   kcont_test::raw_socket host(rig.wire->device().ifindex());
   REQUIRE_MESSAGE(host.ok(), host.error());
   constexpr std::uint64_t n = 2000;
@@ -81,10 +85,7 @@ TEST_CASE("tap: the host captures every frame the NIC sends, intact and in order
 
 TEST_CASE("tap: frames from the host arrive; foreign, malformed and runt frames are counted") {
   tap_rig rig;
-  if (!rig.make()) {
-    MESSAGE("skipped: no tap device here: " << rig.why);
-    return;
-  }
+  if (!make_or_skip(rig)) return;
   kcont_test::raw_socket host(rig.wire->device().ifindex());
   REQUIRE_MESSAGE(host.ok(), host.error());
   const nic_stats before = rig.nic->stats();  // the host may already have sent IPv6 chatter
@@ -114,10 +115,7 @@ TEST_CASE("tap: frames from the host arrive; foreign, malformed and runt frames 
 
 TEST_CASE("tap: a full RX ring pauses reading the tap; nothing lost, order kept") {
   tap_rig rig;
-  if (!rig.make(4)) {  // 4 RX descriptors: the ring fills at once
-    MESSAGE("skipped: no tap device here: " << rig.why);
-    return;
-  }
+  if (!make_or_skip(rig, 4)) return;  // 4 RX descriptors: the ring fills at once
   kcont_test::raw_socket host(rig.wire->device().ifindex());
   REQUIRE_MESSAGE(host.ok(), host.error());
   pkt f;
@@ -135,10 +133,7 @@ TEST_CASE("tap: the link deleted mid-run is reported, and shutdown is clean") {
   const int fds_before = kcont_test::count_open_fds();
   {
     tap_rig rig;
-    if (!rig.make()) {
-      MESSAGE("skipped: no tap device here: " << rig.why);
-      return;
-    }
+    if (!make_or_skip(rig)) return;
     traffic_source src(*rig.nic, rig.pool, {2, 0, 128, false});
     src.start();
     REQUIRE(kcont_test::wait_until([&] { return rig.nic->stats().tx_frames > 1000; }));
