@@ -38,6 +38,19 @@
  *           called has had its task run to completion, and the barrier saw the context left
  *   ltl     all_done: every process finishes (checked with -a -f, weak fairness)
  *
+ *   (with STRICT_BARRIER) the documented contract, task.h l.11-14: when taskctx_barrier
+ *           returns, every dispatch that had returned before it was called has had its
+ *           task run.
+ *
+ * STRICT_BARRIER is a KNOWN ISSUE of the code as it is (expected to fail). Counterexample:
+ * D0 finds the context busy and queues T0; the runner leaves (CAS 1 -> 0) before D0 bumps
+ * the count; D1 dispatches T0, sees TASK_ONQUEUE and returns ("it will run"); D2's
+ * taskctx_barrier reads tc_serializer == 0 and returns at once -- T0 has not run. (The
+ * slow path has the same hole: the barrier task takes the fast path and runs ahead of the
+ * queued T0.) FIX_BARRIER models the proposed fix -- decide under tc_mtx (serializer 0 and
+ * worklist empty), else queue the barrier task behind the others and taskctx_run -- and
+ * passes STRICT_BARRIER.
+ *
  * BROKEN: the runner leaves by storing 0 without the CAS/recheck (the pre-taskctx
  * ifq serialiser bug): a task queued while the runner was on its way out is stranded.
  */
