@@ -62,6 +62,8 @@
  * BROKEN=1: the executor releases L before it relocks and marks the invocation finished
  *           (the order our exactly-once stress test caught).
  * BROKEN=2: INVOKING cleared when the executor dequeues instead of when func returns.
+  *
+ * Since the model found it, the code does what FIX_EARLY models (expire() ignores a stale firing when the timer was re-armed).
  */
 
 #define P_  1

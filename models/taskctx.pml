@@ -53,6 +53,8 @@
  *
  * BROKEN: the runner leaves by storing 0 without the CAS/recheck (the pre-taskctx
  * ifq serialiser bug): a task queued while the runner was on its way out is stranded.
+  *
+ * Since the model found it, the code does what FIX_BARRIER models (taskctx_barrier decides under tc_mtx and queues its task behind the others).
  */
 
 #define NT 3            /* T0, T1, and the barrier task T2 */

@@ -134,10 +134,19 @@ void taskctx_barrier(taskctx* tc) {
     std::abort();
   }
   kcont::lockdebug::check_wait("taskctx_barrier", tc);
-  if (tc->tc_serializer.load() == 0) return;  // nothing running: nothing to wait for
+  // Decided under tc_mtx: a dispatcher may have queued its task and not yet entered (the count
+  // is 0 for that moment), so "nothing inside" alone does not mean nothing is owed. The
+  // barrier task goes behind whatever is queued, never by the fast path, which would run it
+  // ahead of an older queued task. (Found by the spin model models/taskctx.pml.)
   barrier_state b;
   task t = TASK_INITIALIZER(barrier_task, &b);
-  task_dispatch(tc, &t);
+  {
+    std::lock_guard<std::mutex> lk(tc->tc_mtx);
+    if (tc->tc_serializer.load() == 0 && tc->tc_worklist.empty()) return;
+    t.t_flags.fetch_or(TASK_ONQUEUE);
+    tc->tc_worklist.push_back(t);
+  }
+  taskctx_run(tc);
   {
     std::unique_lock<std::mutex> lk(b.mu);
     b.cv.wait(lk, [&] { return b.done; });
