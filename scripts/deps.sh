@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what kcont needs to build, test and benchmark, from Debian packages, if missing.
+# Installs what kcont needs to build, test and benchmark, from Debian packages, if missing
+# (gnuplot-nox renders kcont-bench --plots).
 # Idempotent; quiet when everything is there. Used by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev; do
+for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev \
+  gnuplot-nox; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 # Sanitizer runtimes ship with GCC on Debian 12; name them in case a slim image lacks them.
