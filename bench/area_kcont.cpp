@@ -120,7 +120,7 @@ std::vector<double> bench_same(const latency_options& o, kcont::runtime& rt, kco
 }
 
 // Timer path: schedule with a delay + stop, 10^5 continuations already pending.
-std::vector<double> bench_timer_kcont(kcont::runtime& rt, int pairs) {
+std::vector<double> bench_timer_kcont(kcont::runtime& rt, int pairs, std::uint64_t& allocs) {
   kcont::runtime_scope scope(rt);
   constexpr int pending = 100000;
   std::vector<kcont_t> bg(pending);
@@ -132,13 +132,17 @@ std::vector<double> bench_timer_kcont(kcont::runtime& rt, int pairs) {
   kcont_t kc;
   kcont_init(&kc, wq_softclock, nullptr, noop, nullptr, 0);
   std::vector<double> v;
+  allocs = 0;
   for (int r = 0; r < kReps; ++r) {
+    const std::uint64_t a0 = allocations();
     std::int64_t t0 = now_ns();
     for (int i = 0; i < pairs; ++i) {
       kcont_schedule(&kc, nullptr, 1000 + (i & 0xffff));
       kcont_stop(&kc);
     }
-    v.push_back(static_cast<double>(now_ns() - t0) / pairs);
+    const std::int64_t t1 = now_ns();
+    allocs += allocations() - a0;
+    v.push_back(static_cast<double>(t1 - t0) / pairs);
   }
   kcont_destroy(&kc);
   for (auto& b : bg) {
@@ -346,11 +350,13 @@ void area_kcont(context& ctx) {
 
   ctx.step("timer path at 10^5 pending: kcont");
   const int pairs = ctx.pick(20000, 200000);
-  auto tk = bench_timer_kcont(rt, pairs);
+  std::uint64_t timer_allocs = 0;
+  auto tk = bench_timer_kcont(rt, pairs, timer_allocs);
   ctx.step("timer path at 10^5 pending: asio::steady_timer");
   auto ta = asio_timer_arm_cancel(100000, pairs, kReps);
   spread tks = ctx.cost_row("kcont.cost.timer_schedule_stop.P1e5",
-                            "kcont_schedule(kc, NULL, delay) + kcont_stop, 10^5 pending", tk);
+                            "kcont_schedule(kc, NULL, delay) + kcont_stop, 10^5 pending", tk,
+                            "ns/op", timer_allocs);
   spread tas = ctx.cost_row("kcont.cost.timer_schedule_stop.P1e5.peer.asio_steady_timer",
                             "peer: asio::steady_timer arm + cancel, 10^5 pending", ta);
   ctx.ratio("kcont.cost.timer_schedule_stop.P1e5.asio_over_kcont", "asio / kcont (timer path)",

@@ -47,7 +47,7 @@ nic_result run_nic(const context& ctx, kcont::net::start_mode mode, unsigned tx_
     w.connect(nic);
     nic.attach(w);
     nic.up();
-    traffic_source src(nic, pool, {2, 0, 128, false});
+    traffic_source src(nic, pool, {2, 0, 128, true});  // retry when full, as kcont-nicsim
     src.start();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // warm up
     const auto restart0 = nic.restart_latency().take();
