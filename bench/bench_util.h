@@ -1,5 +1,6 @@
-// Shared helpers for kcont's benchmarks: sample collection, percentiles, the printed table and
-// the JSON records ({"name", "value", "unit"}) every benchmark program can write.
+// Shared helpers for kcont-bench: time, pinning, percentiles, and the report every figure goes
+// into (printed tables come from the areas; --json writes the report as {name, value, unit}
+// records, with the spread over repetitions where a figure has one).
 #pragma once
 
 #include <pthread.h>
@@ -12,7 +13,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,56 +43,106 @@ struct percentiles {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;
 };
 
+inline double quantile_sorted(const std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))];
+}
+
 inline percentiles summarize(std::vector<double> v) {
   percentiles p;
   if (v.empty()) return p;
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))];
-  };
-  p.p50 = at(0.50);
-  p.p99 = at(0.99);
-  p.p999 = at(0.999);
+  p.p50 = quantile_sorted(v, 0.50);
+  p.p99 = quantile_sorted(v, 0.99);
+  p.p999 = quantile_sorted(v, 0.999);
   p.max = v.back();
   return p;
 }
 
-struct record {
-  std::string name;
-  double value;
-  std::string unit;
+inline double median_of(std::vector<double> v) {
+  return summarize(std::move(v)).p50;
+}
+
+// A figure measured over repetitions: the value is the median; min and max give its spread.
+struct spread {
+  double value = 0, min = 0, max = 0;
+  int reps = 0;
 };
 
-// Collects every figure a run prints, for --json.
+inline spread spread_of(const std::vector<double>& reps) {
+  spread s;
+  if (reps.empty()) return s;
+  s.value = median_of(reps);
+  s.min = *std::min_element(reps.begin(), reps.end());
+  s.max = *std::max_element(reps.begin(), reps.end());
+  s.reps = static_cast<int>(reps.size());
+  return s;
+}
+
+// Latency samples in run order, cut into `blocks` consecutive blocks: each block's percentile
+// is one "repetition", so a latency figure gets a spread like a cost figure does.
+struct latency_summary {
+  percentiles all;
+  spread p50, p99, p999;
+};
+
+inline latency_summary summarize_blocks(const std::vector<double>& samples, int blocks = 5) {
+  latency_summary s;
+  s.all = summarize(samples);
+  std::vector<double> b50, b99, b999;
+  const std::size_t n = samples.size() / static_cast<std::size_t>(blocks);
+  for (int b = 0; n > 0 && b < blocks; ++b) {
+    std::vector<double> part(samples.begin() + static_cast<std::ptrdiff_t>(b * n),
+                             samples.begin() + static_cast<std::ptrdiff_t>((b + 1) * n));
+    percentiles p = summarize(std::move(part));
+    b50.push_back(p.p50);
+    b99.push_back(p.p99);
+    b999.push_back(p.p999);
+  }
+  s.p50 = spread_of(b50);
+  s.p99 = spread_of(b99);
+  s.p999 = spread_of(b999);
+  // The value is the whole run's percentile; the blocks only give the spread around it.
+  s.p50.value = s.all.p50;
+  s.p99.value = s.all.p99;
+  s.p999.value = s.all.p999;
+  return s;
+}
+
+struct record {
+  std::string name;
+  double value = 0;
+  std::string unit;
+  bool has_spread = false;
+  double min = 0, max = 0;
+  int reps = 0;
+};
+
+// Collects every figure a run prints, for --json and compare.
 class report {
  public:
-  void add(std::string name, double value, std::string unit) {
-    records_.push_back({std::move(name), value, std::move(unit)});
+  void add(const std::string& name, double value, const std::string& unit) {
+    record r;
+    r.name = name;
+    r.value = value;
+    r.unit = unit;
+    records_.push_back(std::move(r));
   }
-  void add_latency(const std::string& name, const percentiles& p) {
-    add(name + ".p50", p.p50, "ns");
-    add(name + ".p99", p.p99, "ns");
-    add(name + ".p99.9", p.p999, "ns");
+  void add(const std::string& name, const spread& s, const std::string& unit) {
+    record r;
+    r.name = name;
+    r.value = s.value;
+    r.unit = unit;
+    r.has_spread = s.reps > 1;
+    r.min = std::min(s.min, s.value);
+    r.max = std::max(s.max, s.value);
+    r.reps = s.reps;
+    records_.push_back(std::move(r));
   }
-  // Writes the records as a JSON array; returns false (and says why) on failure.
-  bool write_json(const std::string& path) const {
-    std::ofstream out(path);
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s\n", path.c_str());
-      return false;
-    }
-    out << "[\n";
-    for (std::size_t i = 0; i < records_.size(); ++i) {
-      const record& r = records_[i];
-      out << "  {\"name\": \"" << r.name << "\", \"value\": ";
-      if (std::isfinite(r.value))
-        out << r.value;
-      else
-        out << "null";
-      out << ", \"unit\": \"" << r.unit << "\"}" << (i + 1 < records_.size() ? "," : "") << "\n";
-    }
-    out << "]\n";
-    return static_cast<bool>(out);
+  void add_latency(const std::string& name, const latency_summary& s) {
+    add(name + ".p50", s.p50, "ns");
+    add(name + ".p99", s.p99, "ns");
+    add(name + ".p99.9", s.p999, "ns");
   }
   const std::vector<record>& records() const { return records_; }
 
@@ -100,74 +150,28 @@ class report {
   std::vector<record> records_;
 };
 
-// The options every cost benchmark takes: --quick, --json FILE, --help. Returns -1 to go on,
-// or the exit code to end with (after --help or a bad option).
-struct common_options {
-  bool quick = false;
-  std::string json;
-  std::string backend = "asio";  // the loop backend of the benchmark's main runtime
-};
-inline int parse_common_options(int argc, char** argv, const char* program, common_options& o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--quick") {
-      o.quick = true;
-    } else if (a == "--json" && i + 1 < argc) {
-      o.json = argv[++i];
-    } else if (a == "--backend" && i + 1 < argc) {
-      o.backend = argv[++i];
-      if (o.backend != "asio" && o.backend != "libevent") {
-        std::fprintf(stderr, "%s: --backend takes asio or libevent, not %s\n", program,
-                     o.backend.c_str());
-        return 2;
-      }
-    } else if (a == "--help" || a == "-h") {
-      std::printf(
-          "usage: %s [--quick] [--json FILE] [--backend asio|libevent]\n"
-          "  --quick    fewer samples and repetitions\n"
-          "  --json F   also write every figure as {name, value, unit} records to F\n"
-          "  --backend  the loop backend of the main runtime (default asio; where a row is\n"
-          "             measured on both backends, both are shown anyway)\n",
-          program);
-      return 0;
+inline std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
     } else {
-      std::fprintf(stderr, "%s: unknown option %s (try --help)\n", program, a.c_str());
-      return 2;
+      out += c;
     }
   }
-  return -1;
+  return out;
 }
 
-inline void print_latency_header(const char* title) {
-  std::printf("\n%s\n", title);
-  std::printf("  %-46s %10s %10s %10s %10s %9s\n", "mechanism", "p50 ns", "p99 ns", "p99.9 ns",
-              "max ns", "p50/floor");
-}
-
-inline void print_latency_row(const std::string& name, const percentiles& p, double floor_p50) {
-  std::printf("  %-46s %10.0f %10.0f %10.0f %10.0f %8.2fx\n", name.c_str(), p.p50, p.p99, p.p999,
-              p.max, floor_p50 > 0 ? p.p50 / floor_p50 : 0.0);
-}
-
-inline std::string machine_description() {
-  std::string cpu = "unknown CPU";
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " cores";
-}
-
-// Common start of a benchmark program: the sender side on core 0, a second thread started
-// once (glibc's mutex skips its atomics until the process has had two threads), a title line
-// with the machine.
-inline void bench_start(const char* title) {
-  pin_this_thread(0);
-  std::thread([] {}).join();
-  std::printf("%s — %s\n", title, machine_description().c_str());
+inline std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
 }
 
 }  // namespace kcont_bench

@@ -22,7 +22,6 @@ namespace kcont_bench {
 struct latency_options {
   int samples = 20000;
   int gap_us = 30;
-  std::string json;
 };
 
 // The receiver's side of one sample.

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what kcont needs to build, test and benchmark, from Debian packages, if missing
-# (spin: the model checker that tests/ runs on models/, test_spin_models).
+# (spin: the model checker that tests/ runs on models/, test_spin_models; gnuplot-nox renders
+# kcont-bench --plots; mandoc lints the manual pages).
 # Idempotent; quiet when everything is there. Used by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev mandoc python3 spin; do
+for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev mandoc python3 spin \
+  gnuplot-nox; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 # clang and its runtime libraries: the libFuzzer build of the differential fuzzer.

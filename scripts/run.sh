@@ -6,30 +6,29 @@
 #    wire), live statistics once a second, then a summary. Arguments go to kcont-nicsim
 #    (default: 10 s, taskctx mode; try --mode naive --race-delay-us 200 --ifq-len 4 --tx-ring 16
 #    to watch the oactive race stall the interface and the detector catch it; --help lists all).
-# 2. The latency summary: each benchmark beside its peers in the same run (softints vs eventfd,
-#    Asio post, condvar, libevent; callouts vs asio::steady_timer and libevent timers; task
-#    queues and taskctx vs asio::strand and std::mutex; kcont continuations), in quick mode.
-#    KCONT_RUN_FULL=1 runs them at full length; KCONT_RUN_JSON=DIR also writes their figures
-#    as JSON there.
+# 2. The latency summary: kcont-bench (bench/), every area beside its peers in the same run
+#    (softints vs eventfd, Asio post, condvar, libevent; callouts vs asio::steady_timer and
+#    libevent timers; task queues, taskctx and workqueues vs asio::strand, std::mutex and
+#    condvar queues; kcont continuations; the simulated NIC by start mode), in quick mode.
+#    KCONT_RUN_FULL=1 runs it at full length; KCONT_RUN_JSON=DIR also writes its figures as
+#    JSON to DIR/kcont-bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" \
-  --target kcont-nicsim bench_softint bench_callout bench_task bench_kcont
+  --target kcont-nicsim kcont-bench
 
 echo "=================== kcont-nicsim ==================="
 ./build/net/kcont-nicsim "$@"
 
 quick=(--quick)
 [ "${KCONT_RUN_FULL:-0}" = 1 ] && quick=()
-for b in softint callout task kcont; do
-  json=()
-  if [ -n "${KCONT_RUN_JSON:-}" ]; then
-    mkdir -p "$KCONT_RUN_JSON"
-    json=(--json "$KCONT_RUN_JSON/$b.json")
-  fi
-  echo
-  echo "=================== latency summary: bench_$b ==================="
-  ./build/bench/bench_$b "${quick[@]}" "${json[@]}"
-done
+json=()
+if [ -n "${KCONT_RUN_JSON:-}" ]; then
+  mkdir -p "$KCONT_RUN_JSON"
+  json=(--json "$KCONT_RUN_JSON/kcont-bench.json")
+fi
+echo
+echo "=================== latency summary: kcont-bench ==================="
+./build/bench/kcont-bench "${quick[@]}" "${json[@]}"

@@ -1,4 +1,4 @@
-// callout arm+cancel cost with P callouts already pending, beside boost::asio::steady_timer
+// callout area: arm+cancel cost with P callouts already pending, beside boost::asio::steady_timer
 // (expires_after + async_wait + cancel, the cancelled handler processed by poll()) and libevent
 // (evtimer_add + evtimer_del), in the same run; bytes per pending timer; and firing lateness
 // (fire time - deadline) of 10^4 callouts spread over 1-100 ms.
@@ -21,18 +21,17 @@
 
 #include "alloc_count.h"
 #include "asio_timer_peer.h"
-#include "bench_util.h"
+#include "kcont_bench.h"
 
-using namespace kcont_bench;
+namespace kcont_bench {
 
 namespace {
 
-constexpr int kReps = 7;
+int kReps = 7;
 
 struct cost {
   std::vector<double> ns;  // per repetition, ns per arm+cancel pair
   std::uint64_t allocs = 0;
-  double median() const { return summarize(ns).p50; }
 };
 
 template <class F>
@@ -168,103 +167,87 @@ std::vector<double> bench_timerfd_floor(int samples) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  common_options opts;
-  if (int rc = parse_common_options(argc, argv, "bench_callout", opts); rc >= 0) return rc;
-  const bool quick = opts.quick;
-  const std::string json = opts.json;
-  bench_start("kcont callout benchmark");
-  kcont::runtime_config cfg;
-  cfg.ncpu = 2;
-  kcont::parse_backend(opts.backend, cfg.backend);
-  if (!kcont::backend_available(cfg.backend)) {
-    std::fprintf(stderr, "the %s backend is not built into this kcont\n", opts.backend.c_str());
-    return 2;
-  }
-  kcont::runtime rt(cfg);
-  report rep;
-  const int pairs = quick ? 20000 : 200000;
-  std::vector<std::size_t> sizes = {1000, 100000, 1000000};
-  std::printf("\narm+cancel pair, ns (median of %d reps of %d pairs), P already pending\n", kReps,
-              pairs);
-  std::printf("  %-10s %10s %10s %10s %12s %12s\n", "P", "kcont", "asio", "libevent", "asio/kcont",
-              "kcont allocs");
-  double kcont_small = 0;
-  for (std::size_t p : sizes) {
+void area_callout(context& ctx) {
+  kReps = ctx.pick(5, 7);
+  const int pairs = ctx.pick(20000, 200000);
+  report& rep = ctx.rep();
+  kcont::runtime rt(ctx.runtime_cfg());
+  const std::size_t sizes[] = {1000, 10000, 100000, 1000000};
+  const char* names[] = {"P1e3", "P1e4", "P1e5", "P1e6"};
+  ctx.cost_header("arm+cancel pair with P timers already pending (" + std::to_string(kReps) +
+                  " reps of " + std::to_string(pairs) + " pairs)");
+  double kcont_small = 0, kcont_large = 0;
+  for (int i = 0; i < 4; ++i) {
+    const std::size_t p = sizes[i];
+    const std::string base = std::string("callout.arm_cancel.") + names[i];
+    const std::string at = " (P = 10^" + std::to_string(3 + i) + ")";
+    ctx.step(std::string("arm+cancel at 10^") + std::to_string(3 + i) + " pending: kcont");
     cost k = bench_kcont(rt, p, pairs);
+    ctx.step(std::string("arm+cancel at 10^") + std::to_string(3 + i) +
+             " pending: asio::steady_timer");
     cost a = bench_asio(p, pairs);
-    double ev = 0;
+    spread ks =
+        ctx.cost_row(base + ".kcont", "callout_reset + callout_stop" + at, k.ns, "ns/op", k.allocs);
+    spread as = ctx.cost_row(base + ".peer.asio_steady_timer",
+                             "peer: asio::steady_timer expires_after+async_wait+cancel" + at, a.ns);
+    double ev = std::nan("");
 #ifdef KCONT_HAVE_LIBEVENT
-    ev = bench_libevent(p, pairs).median();
+    ctx.step(std::string("arm+cancel at 10^") + std::to_string(3 + i) + " pending: libevent");
+    spread es =
+        ctx.cost_row(base + ".peer.libevent_evtimer",
+                     "peer: libevent evtimer_add + evtimer_del" + at, bench_libevent(p, pairs).ns);
+    ev = es.value;
 #endif
-    if (p == sizes.front()) kcont_small = k.median();
-    std::printf("  %-10zu %10.1f %10.1f %10.1f %11.1fx %12llu\n", p, k.median(), a.median(), ev,
-                a.median() / k.median(), static_cast<unsigned long long>(k.allocs));
-    std::string base = "callout.arm_cancel.P" + std::to_string(p);
-    rep.add(base + ".kcont", k.median(), "ns/op");
-    rep.add(base + ".asio", a.median(), "ns/op");
-    rep.add(base + ".libevent", ev, "ns/op");
-    rep.add(base + ".asio_over_kcont", a.median() / k.median(), "ratio");
-    rep.add(base + ".kcont_allocs", static_cast<double>(k.allocs), "count");
-    if (p == sizes.back())
-      std::printf("  kcont at P=10^6 vs P=10^3: %.2fx\n", k.median() / kcont_small);
+    ctx.ratio(base + ".asio_over_kcont", "asio / kcont" + at, as.value / ks.value);
+    if (std::isfinite(ev))
+      ctx.ratio(base + ".libevent_over_kcont", "libevent / kcont" + at, ev / ks.value);
+    ctx.plots().arm_cancel.push_back({static_cast<double>(p), ks.value, as.value, ev});
+    if (i == 0) kcont_small = ks.value;
+    if (i == 3) kcont_large = ks.value;
   }
+  ctx.ratio("callout.arm_cancel.kcont_P1e6_over_P1e3", "kcont at P = 10^6 / at P = 10^3",
+            kcont_large / kcont_small);
   std::printf(
       "\nbytes per pending timer: struct callout %zu (plus a fixed 16 KiB wheel per CPU); "
       "asio::steady_timer %zu + its wait operation on the heap",
       sizeof(callout), sizeof(boost::asio::steady_timer));
+  rep.add("callout.bytes_per_pending.kcont", static_cast<double>(sizeof(callout)), "bytes");
+  rep.add("callout.bytes_per_pending.peer.asio_steady_timer",
+          static_cast<double>(sizeof(boost::asio::steady_timer)), "bytes");
 #ifdef KCONT_HAVE_LIBEVENT
   std::printf("; libevent struct event %zu", event_get_struct_event_size());
+  rep.add("callout.bytes_per_pending.peer.libevent_event",
+          static_cast<double>(event_get_struct_event_size()), "bytes");
 #endif
   std::printf("\n");
-  rep.add("callout.bytes_per_pending", static_cast<double>(sizeof(callout)), "bytes");
-
-  std::int64_t early = 0;
-  std::vector<double> beyond_v;
-  auto late = summarize(bench_lateness(rt, 10000, early, beyond_v));
-  auto beyond = summarize(beyond_v);
-  auto floor = summarize(bench_timerfd_floor(quick ? 500 : 3000));
-  const double tick_us = 1e6 / rt.hz();
-  std::printf("\nfiring lateness, 10^4 callouts over 1-100 ms (hz=%u, tick %.0f us):\n", rt.hz(),
-              tick_us);
-  std::printf("  fire - deadline:        p50 %6.0f us  p99 %6.0f us  max %6.0f us  early: %lld\n",
-              late.p50 / 1000, late.p99 / 1000, late.max / 1000, static_cast<long long>(early));
-  std::printf("  fire - tick boundary:   p50 %6.0f us  p99 %6.0f us  max %6.0f us\n",
-              beyond.p50 / 1000, beyond.p99 / 1000, beyond.max / 1000);
-  std::printf("  idle timer wake (raw timerfd, the floor): p50 %4.0f us  p99 %4.0f us\n",
-              floor.p50 / 1000, floor.p99 / 1000);
-  std::printf("  bar: p99 %.0f us <= tick + idle-wake p99 = %.0f us: %s\n", late.p99 / 1000,
-              tick_us + floor.p99 / 1000,
-              late.p99 <= tick_us * 1000 + floor.p99 ? "met" : "NOT met");
-  rep.add("callout.lateness.beyond_tick.p50", beyond.p50, "ns");
-  rep.add("callout.lateness.beyond_tick.p99", beyond.p99, "ns");
-  rep.add("callout.floor_timerfd.p50", floor.p50, "ns");
-  rep.add("callout.floor_timerfd.p99", floor.p99, "ns");
-  rep.add("callout.lateness.p50", late.p50, "ns");
-  rep.add("callout.lateness.p99", late.p99, "ns");
-  rep.add("callout.lateness.max", late.max, "ns");
-  rep.add("callout.lateness.early", static_cast<double>(early), "count");
   rt.stop();
 
-  // The same lateness run on the libevent loop backend, when it is built.
-  kcont::runtime_config ev_cfg = cfg;
-  ev_cfg.backend = kcont::backend_kind::libevent;
-  if (kcont::backend_available(ev_cfg.backend)) {
-    kcont::runtime rt_ev(ev_cfg);
-    std::int64_t ev_early = 0;
-    std::vector<double> ev_beyond_v;
-    auto ev_late = summarize(bench_lateness(rt_ev, 10000, ev_early, ev_beyond_v));
-    auto ev_beyond = summarize(ev_beyond_v);
-    std::printf(
-        "  libevent backend, fire - deadline: p50 %6.0f us  p99 %6.0f us  max %6.0f us  "
-        "early: %lld; fire - tick boundary p50 %.0f us (asio backend: %.0f us)\n",
-        ev_late.p50 / 1000, ev_late.p99 / 1000, ev_late.max / 1000,
-        static_cast<long long>(ev_early), ev_beyond.p50 / 1000, beyond.p50 / 1000);
-    rep.add("callout.lateness.libevent_backend.p50", ev_late.p50, "ns");
-    rep.add("callout.lateness.libevent_backend.p99", ev_late.p99, "ns");
-    rep.add("callout.lateness.libevent_backend.early", static_cast<double>(ev_early), "count");
-    rt_ev.stop();
+  ctx.step("idle timer wake floor (timerfd)");
+  std::vector<double> floor_v = bench_timerfd_floor(ctx.pick(300, 3000));
+  const double tick_us = 1e6 / 1000.0;
+  ctx.latency_header("firing lateness, 10^4 callouts over 1-100 ms (hz 1000), ns");
+  latency_summary floor = ctx.latency_row("callout.floor.timerfd",
+                                          "floor: raw timerfd wake 1 ms ahead, core 1", floor_v);
+  for (auto b : ctx.loop_backends()) {
+    const std::string loop = kcont::backend_name(b);
+    const std::string tag = "." + loop + "_loop";
+    kcont::runtime rtl(ctx.runtime_cfg(b));
+    ctx.step("firing lateness, " + loop + " loop");
+    std::int64_t early = 0;
+    std::vector<double> beyond_v;
+    auto late_v = bench_lateness(rtl, 10000, early, beyond_v);
+    rtl.stop();
+    latency_summary late =
+        ctx.latency_row("callout.lateness" + tag, "fire - deadline (" + loop + " loop)", late_v);
+    ctx.latency_row("callout.lateness.beyond_tick" + tag,
+                    "fire - start of the due tick (" + loop + " loop)", beyond_v);
+    rep.add("callout.lateness" + tag + ".max", late.all.max, "ns");
+    rep.add("callout.lateness" + tag + ".early", static_cast<double>(early), "count");
+    std::printf("  %s loop: early %lld; bar p99 %.0f us <= tick + idle-wake p99 = %.0f us: %s\n",
+                loop.c_str(), static_cast<long long>(early), late.all.p99 / 1000,
+                tick_us + floor.all.p99 / 1000,
+                late.all.p99 <= tick_us * 1000 + floor.all.p99 ? "met" : "NOT met");
   }
-  if (!json.empty() && !rep.write_json(json)) return 1;
-  return 0;
 }
+
+}  // namespace kcont_bench

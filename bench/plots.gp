@@ -1,0 +1,65 @@
+# kcont-bench --plots DIR renders these from the data files it writes in DIR:
+#   gnuplot -e "datadir='DIR'; ncdf=N; have_callout=1; have_nic=1" bench/plots.gp
+# (a) callout_arm_cancel.png: arm+cancel cost against the number of pending timers, log x;
+# (b) latency_cdf.png: CDFs of schedule -> run latency per mechanism and the eventfd floor, log x;
+# (c) nic_pps.png: simulated NIC packets per second by start mode and TX ring size.
+if (!exists("datadir")) datadir = "."
+if (!exists("ncdf")) ncdf = 0
+if (!exists("have_callout")) have_callout = 1
+if (!exists("have_nic")) have_nic = 1
+set datafile missing "NaN"
+set terminal pngcairo size 800,500 font "sans,10"
+set grid
+
+if (have_callout) {
+  set output datadir."/callout_arm_cancel.png"
+  set title "Timer arm + cancel cost vs pending timers (median ns per pair)"
+  set logscale x 10
+  set logscale y 10
+  set format x "10^{%L}"
+  set xlabel "timers already pending"
+  set ylabel "ns per arm+cancel (log)"
+  set key top left
+  set xrange [500:2e6]
+  plot datadir."/callout_arm_cancel.dat" using 1:2 with linespoints lw 2 pt 7 title "kcont callout", \
+       "" using 1:3 with linespoints lw 2 pt 5 title "Asio steady\\_timer", \
+       "" using 1:4 with linespoints lw 2 pt 9 title "libevent evtimer"
+  unset logscale
+  set format x "% h"
+  set xrange [*:*]
+}
+
+if (ncdf > 0) {
+  set output datadir."/latency_cdf.png"
+  set title "schedule -> run latency, one-way (CDF)"
+  set logscale x 10
+  set xlabel "latency, ns (log)"
+  set ylabel "fraction of samples <= x"
+  set yrange [0:1]
+  set key bottom right font ",8" noenhanced
+  set format x "10^{%L}"
+  # Series 0 is the eventfd floor: thick, black, dashed. Past 7 series the colours repeat, so
+  # those are dotted.
+  plot datadir."/latency_cdf.dat" index 0 using 1:2 with lines lw 3 dt 2 lc rgb "black" \
+       title columnheader(1), \
+       for [i=1:ncdf-1] datadir."/latency_cdf.dat" index i using 1:2 with lines lw 2 \
+       dt 1+2*(i>7) lc i title columnheader(1)
+  set format x "% h"
+  unset logscale
+  set yrange [*:*]
+}
+
+if (have_nic) {
+  set output datadir."/nic_pps.png"
+  set title "Simulated NIC: packets per second by start mode"
+  set style data histogram
+  set style histogram cluster gap 1
+  set style fill solid 0.8 border -1
+  set boxwidth 0.9
+  set xlabel "start mode"
+  set ylabel "Mpps"
+  set yrange [0:*]
+  set xrange [-0.6:2.6]
+  set key top right
+  plot datadir."/nic_pps.dat" using 2:xtic(1) title columnheader(2), "" using 3 title columnheader(3)
+}
