@@ -51,6 +51,18 @@ void usage() {
   for (const auto& a : all_areas()) std::printf("  %-10s %s\n", a.name, a.what);
 }
 
+// A whole number in [lo, hi], or a message and exit 2.
+int number_in(const std::string& option, const std::string& text, long lo, long hi) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < lo || v > hi) {
+    std::fprintf(stderr, "kcont-bench: %s needs a number in %ld..%ld, not '%s'\n", option.c_str(),
+                 lo, hi, text.c_str());
+    std::exit(2);
+  }
+  return static_cast<int>(v);
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -100,9 +112,9 @@ int main(int argc, char** argv) {
         return 2;
       }
     } else if (a == "--samples") {
-      samples = std::max(100, std::atoi(next().c_str()));
+      samples = number_in(a, next(), 100, 10'000'000);
     } else if (a == "--gap-us") {
-      lat.gap_us = std::max(0, std::atoi(next().c_str()));
+      lat.gap_us = number_in(a, next(), 0, 1'000'000);
     } else if (a == "--help" || a == "-h") {
       usage();
       return 0;
