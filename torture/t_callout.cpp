@@ -8,7 +8,8 @@
 //     callout_stop says it had not EXPIRED (NetBSD's rule: EXPIRED means the handler was or
 //     will be called);
 //   - callout_halt(c, &L): afterwards nothing is pending or running, so every arm not yet run
-//     was cancelled (at most one: the handler it waited for ran and counted);
+//     was cancelled (at most two: the one it stopped first, and a re-arm by the handler it
+//     waited for, which ran and counted);
 //   - a reset replaces the previous arm: it is accounted as a stop first.
 // Checked under L: 0 <= armed - ran - cancelled <= 2 (an arm whose handler waits for L, plus
 // one re-arm); callout_stop may report EXPIRED only if something was armed since the last
@@ -190,8 +191,10 @@ class callout_family final : public family {
   static void halt_counted(slot& s) {
     callout_halt(&s.c, &s.L);
     if (callout_pending(&s.c)) violation("callout", s.index, "pending after callout_halt");
+    // Up to two: the arm halt stopped before waiting, and one the handler it waited for made
+    // (halt stops again after the wait).
     const std::int64_t o = outstanding(s);
-    if (o < 0 || o > 1)
+    if (o < 0 || o > 2)
       violation("callout", s.index, "after callout_halt: " + std::to_string(o) + " outstanding");
     if (o > 0) s.cancelled += static_cast<std::uint64_t>(o);
     s.armed_since_stop = false;
@@ -215,6 +218,9 @@ class callout_family final : public family {
       s->state = dead;
       count_handler_op(op_callout_halt_destroy_self);
     } else if (!stopping() && s->r.one_in(4)) {
+      // A torture thread may have re-armed it while this run waited for L: the re-arm here
+      // replaces that arm, so account for it as a stop first.
+      stop_counted(*s);
       if (s->r.one_in(2))
         callout_schedule(&s->c, static_cast<int>(s->r.below(3)));
       else
