@@ -35,9 +35,10 @@ struct rec {  // one softint generation; kept until the end for the books
   unsigned gen = 0;
   void* cookie = nullptr;
   std::unique_ptr<track[]> t;
-  std::atomic<bool> die{false};   // the next run disestablishes it from its own handler
-  std::atomic<bool> gone{false};  // softint_disestablish returned (from a torture thread)
-  std::atomic<int> gone_cpu{-1};  // disestablished from its handler on this CPU
+  std::atomic<bool> die{false};     // a run disestablishes it from its own handler ...
+  std::atomic<bool> die_go{false};  // ... once the scheduling call that asked has returned
+  std::atomic<bool> gone{false};    // softint_disestablish returned (from a torture thread)
+  std::atomic<int> gone_cpu{-1};    // disestablished from its handler on this CPU
   bool disestablished = false;
 };
 
@@ -94,6 +95,7 @@ class softint_family final : public family {
       s.cur->die.store(true);
       s.cur->t[c].requested.fetch_add(1);
       softint_schedule_cpu(s.cur->cookie, cpu_lookup(c));
+      s.cur->die_go.store(true);  // only now may the handler free it (we are out of the call)
     }
   }
 
@@ -171,7 +173,10 @@ class softint_family final : public family {
     t.seen.store(now);
     t.runs.fetch_add(1);
     slot& s = *r->s;
-    if (r->die.exchange(false)) {
+    if (r->die.load() && !r->die_go.load()) {  // asked, but the asking call is still inside
+      t.requested.fetch_add(1);
+      softint_schedule(r->cookie);  // look again on the next run
+    } else if (r->die.exchange(false)) {
       softint_disestablish(r->cookie);  // from its own handler: returns at once
       count_handler_op(op_softint_disestablish_self);
       r->gone_cpu.store(static_cast<int>(c));
