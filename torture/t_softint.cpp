@@ -1,0 +1,240 @@
+// softint(9) under torture: establish / schedule / schedule_cpu / disestablish (from a torture
+// thread, and from the softint's own handler).
+//
+// Books, per softint generation and CPU: `requested` is bumped just before each schedule; a
+// run stores the `requested` it sees at its start into `seen`. Coalescing promises that every
+// schedule is covered by a run that starts after it, so once quiet `seen == requested` on every
+// CPU of a live softint. A disestablished one may leave `requested - seen` schedules uncovered:
+// those were discarded (softint_disestablish discards pending schedules; that is its report).
+// Also checked: never two runs at once on one CPU, `seen` never goes back, runs <= requested,
+// no run after softint_disestablish returned (or, for a self-disestablish, on that CPU after).
+#include <kcont/runtime.h>
+#include <kcont/softint.h>
+
+#include <chrono>
+#include <memory>
+#include <shared_mutex>
+#include <thread>
+
+#include "torture.h"
+
+namespace torture {
+namespace {
+
+constexpr unsigned kSlots = 8;
+
+struct alignas(64) track {
+  std::atomic<std::uint64_t> requested{0}, seen{0}, runs{0};
+  std::atomic<int> inside{0};
+};
+
+struct slot;
+
+struct rec {  // one softint generation; kept until the end for the books
+  slot* s = nullptr;
+  unsigned gen = 0;
+  void* cookie = nullptr;
+  std::unique_ptr<track[]> t;
+  std::atomic<bool> die{false};     // a run disestablishes it from its own handler ...
+  std::atomic<bool> die_go{false};  // ... once the scheduling call that asked has returned
+  std::atomic<bool> gone{false};    // softint_disestablish returned (from a torture thread)
+  std::atomic<int> gone_cpu{-1};    // disestablished from its handler on this CPU
+  bool disestablished = false;
+};
+
+enum : int { dead, live, dying };
+
+struct slot {
+  unsigned index = 0;
+  std::shared_mutex gate;  // shared: schedule; exclusive: establish, disestablish, die
+  std::atomic<int> state{dead};
+  rec* cur = nullptr;  // guarded by gate; handlers read it under try_lock_shared
+  unsigned gens = 0;
+};
+
+class softint_family final : public family {
+ public:
+  softint_family() {
+    for (unsigned i = 0; i < kSlots; ++i) {
+      slots_[i].index = i;
+      establish(slots_[i]);
+    }
+  }
+  const char* name() const override { return "softint"; }
+
+  void op(thread_ctx& t) override {
+    slot& s = slots_[t.r.below(kSlots)];
+    const unsigned what = t.r.below(100);
+    if (what < 80) {  // schedule_cpu (the common case)
+      std::shared_lock<std::shared_mutex> lk(s.gate);
+      if (s.state.load() != live) return;
+      unsigned c = homed(s) ? home(s) : t.r.below(g_config.ncpu);
+      s.cur->t[c].requested.fetch_add(1);
+      softint_schedule_cpu(s.cur->cookie, cpu_lookup(c));
+      ++t.ops.n[op_softint_schedule_cpu];
+      return;
+    }
+    std::unique_lock<std::shared_mutex> lk(s.gate);
+    const int st = s.state.load();
+    if (st == dead) {
+      establish(s);
+      ++t.ops.n[op_softint_establish];
+    } else if (st == live && what < 92) {
+      softint_disestablish(s.cur->cookie);
+      s.cur->gone.store(true);
+      s.cur->disestablished = true;
+      s.state.store(dead);
+      ++t.ops.n[op_softint_disestablish];
+    } else if (st == live && homed(s)) {
+      // Let its handler disestablish it. Only homed softints (scheduled on one CPU only):
+      // from its own handler softint_disestablish waits for the softint's instances on the
+      // other CPUs, and two handlers doing that on two CPUs wait for each other forever
+      // (a kcont bug: tests/test_softint_self_disestablish.cpp).
+      unsigned c = home(s);
+      s.state.store(dying);
+      s.cur->die.store(true);
+      s.cur->t[c].requested.fetch_add(1);
+      softint_schedule_cpu(s.cur->cookie, cpu_lookup(c));
+      s.cur->die_go.store(true);  // only now may the handler free it (we are out of the call)
+    }
+  }
+
+  void finish() override {
+    using namespace std::chrono;
+    for (auto& s : slots_) {
+      auto give_up = steady_clock::now() + seconds(30);
+      while (s.state.load() == dying && steady_clock::now() < give_up)
+        std::this_thread::sleep_for(microseconds(200));
+      std::unique_lock<std::shared_mutex> lk(s.gate);
+      if (s.state.load() == dying) {
+        violation("softint", s.index,
+                  "self-disestablish never ran (gen " + std::to_string(s.cur->gen) + ")");
+        continue;
+      }
+      if (s.state.load() != live) continue;
+      rec* r = s.cur;
+      auto covered = [&] {
+        for (unsigned c = 0; c < g_config.ncpu; ++c)
+          if (r->t[c].seen.load() != r->t[c].requested.load()) return false;
+        return true;
+      };
+      while (!covered() && steady_clock::now() < give_up)
+        std::this_thread::sleep_for(microseconds(200));
+      for (unsigned c = 0; c < g_config.ncpu; ++c)
+        if (r->t[c].seen.load() != r->t[c].requested.load())
+          violation("softint", s.index,
+                    "gen " + std::to_string(r->gen) + " cpu " + std::to_string(c) + ": " +
+                        std::to_string(r->t[c].requested.load() - r->t[c].seen.load()) +
+                        " schedule(s) never covered by a later run (lost)");
+      softint_disestablish(r->cookie);
+      r->gone.store(true);
+      r->disestablished = true;
+      s.state.store(dead);
+    }
+  }
+
+  std::vector<books> check() override {
+    books b;
+    b.api = "softint";
+    std::uint64_t runs = 0;
+    for (auto& r : all_) {
+      for (unsigned c = 0; c < g_config.ncpu; ++c) {
+        track& t = r->t[c];
+        b.scheduled += t.requested;
+        b.ran += t.seen;  // schedules covered by a run that started after them
+        b.cancelled += t.requested - t.seen;
+        runs += t.runs;
+        if (t.runs > t.requested)
+          violation("softint", r->s->index,
+                    "gen " + std::to_string(r->gen) + " cpu " + std::to_string(c) + ": " +
+                        std::to_string(t.runs) + " runs for " + std::to_string(t.requested) +
+                        " schedules");
+      }
+    }
+    b.coalesced = b.ran - runs;
+    b.order_checks = runs;  // each run checked: starts after every schedule it covers
+    b.note = std::to_string(all_.size()) + " softints, " + std::to_string(runs) +
+             " handler runs; cancelled = discarded by disestablish";
+    return {b};
+  }
+
+ private:
+  static void handler(void* a) {
+    auto* r = static_cast<rec*>(a);
+    const unsigned c = cpu_index(curcpu());
+    if (r->gone.load()) violation("softint", r->s->index, "ran after softint_disestablish");
+    if (r->gone_cpu.load() == static_cast<int>(c))
+      violation("softint", r->s->index, "ran again after disestablishing itself on this CPU");
+    track& t = r->t[c];
+    if (t.inside.exchange(1) != 0) violation("softint", r->s->index, "two runs at once on a CPU");
+    const std::uint64_t now = t.requested.load();
+    if (now < t.seen.load(std::memory_order_relaxed))
+      violation("softint", r->s->index, "a run saw fewer schedules than an earlier one");
+    t.seen.store(now);
+    t.runs.fetch_add(1);
+    slot& s = *r->s;
+    if (r->die.load() && !r->die_go.load()) {  // asked, but the asking call is still inside
+      t.requested.fetch_add(1);
+      softint_schedule(r->cookie);  // look again on the next run
+    } else if (r->die.exchange(false)) {
+      softint_disestablish(r->cookie);  // from its own handler: returns at once
+      count_handler_op(op_softint_disestablish_self);
+      r->gone_cpu.store(static_cast<int>(c));
+      r->disestablished = true;
+      t.inside.store(0);
+      s.state.store(dead);  // last touch of the slot; r itself stays alive for the books
+      return;
+    }
+    // Now and then schedule itself or another softint on this CPU (softint_schedule: curcpu()
+    // is fixed in a handler). Only while that softint is live and no one may be taking it
+    // down: a handler must not block, so try the gate.
+    if (!stopping() && (now & 7) == 1) {
+      auto* fam = r->s;  // slot array neighbour: self or the next slot
+      slot* target = (now & 8) ? fam : fam - fam->index + (fam->index + 1) % kSlots;
+      if ((!homed(*target) || home(*target) == c) && target->gate.try_lock_shared()) {
+        if (target->state.load() == live) {
+          target->cur->t[c].requested.fetch_add(1);
+          softint_schedule(target->cur->cookie);
+          count_handler_op(op_softint_schedule);
+        }
+        target->gate.unlock_shared();
+      }
+    }
+    t.inside.store(0);
+  }
+
+  // Slots 4..7 are scheduled on one CPU only (and may disestablish themselves); 0..3 anywhere.
+  static bool homed(const slot& s) { return s.index >= kSlots / 2; }
+  static unsigned home(const slot& s) { return s.index % g_config.ncpu; }
+
+  void establish(slot& s) {
+    auto r = std::make_unique<rec>();
+    r->s = &s;
+    r->gen = s.gens++;
+    r->t = std::make_unique<track[]>(g_config.ncpu);
+    unsigned flags = (s.index % 4) | (s.index % 3 != 0 ? SOFTINT_MPSAFE : 0u);
+    r->cookie = softint_establish(flags, handler, r.get());
+    if (r->cookie == nullptr) {
+      violation("softint", s.index, "softint_establish failed");
+      return;
+    }
+    s.cur = r.get();
+    {
+      std::lock_guard<std::mutex> lk(all_mu_);
+      all_.push_back(std::move(r));
+    }
+    s.state.store(live);
+  }
+
+  slot slots_[kSlots];
+  std::mutex all_mu_;
+  std::vector<std::unique_ptr<rec>> all_;
+};
+
+}  // namespace
+
+std::unique_ptr<family> make_softint_family() {
+  return std::make_unique<softint_family>();
+}
+
+}  // namespace torture
