@@ -1,12 +1,11 @@
-// Reproducer (found by kcont-torture): softint_disestablish called from the softint's own
-// handler does not "return at once" as softint.h and the README promise. It waits until the
-// softint's instances on the *other* CPUs are neither pending nor running, from inside a
-// handler, on a CPU loop thread. Two handlers doing that on two CPUs wait for each other
-// forever: A's handler on CPU 0 waits for A's pending instance on CPU 1, whose loop is busy in
-// B's handler, which waits for B's pending instance on CPU 0. (With the kernel lock one softint
-// is enough: a non-MPSAFE handler disestablishing itself waits for its instance on another CPU,
-// which is blocked in kernel_lock().) A hang is reported as a failure and the process exits at
-// once: its CPU loops can no longer be stopped.
+// Regression test (found by kcont-torture): softint_disestablish called from the softint's own
+// handler must return at once, as softint.h promises. It used to wait until the softint's
+// instances on the *other* CPUs were neither pending nor running, from inside a handler, on a
+// CPU loop thread: two handlers doing that on two CPUs waited for each other forever (A's
+// handler on CPU 0 waited for A's pending instance on CPU 1, whose loop was busy in B's
+// handler, which waited for B's pending instance on CPU 0). Now the handle is orphaned and the
+// last loop done with it frees it. A hang is reported as a failure and the process exits at
+// once: its CPU loops could no longer be stopped.
 #include <doctest/doctest.h>
 #include <kcont/runtime.h>
 #include <kcont/softint.h>

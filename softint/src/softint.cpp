@@ -8,8 +8,14 @@
 // Disestablish marks the handle dying (a dying node popped by a loop is skipped), then, CPU by
 // CPU, waits until the node is idle and turns it DEAD (never pushed again). Where no loop
 // consumes the CPU's queue (the runtime is stopped, or the caller is that CPU's own loop) it
-// unlinks the node itself. Called from the softint's own handler it does not wait for that
-// CPU: the loop frees the handle once the handler returns.
+// unlinks the node itself.
+//
+// Called from the softint's own handler it waits for nothing (a handler must not: two handlers
+// disestablishing themselves on two CPUs would wait for each other). It orphans the handle
+// instead: every node is marked DEAD at once, and the handle counts the nodes still queued or
+// running; the loop that finishes with the last of them (the caller's own loop, once the
+// handler returns, at the latest) frees it. A loop sees DEAD on a node it held only in an
+// orphaned handle: the wait above marks idle nodes only.
 //
 // The loop never touches a handle after clearing RUNNING (the disestablisher may free it at
 // once); it reads what it needs first and signals waiters through the runtime.
@@ -41,7 +47,9 @@ struct softint_handle {
   bool mpsafe;
   runtime_impl* rt;
   std::atomic<bool> dying{false};
-  bool free_on_return = false;  // set by a self-disestablish; read by the same loop thread
+  // Orphaned by a self-disestablish: nodes still queued or running, plus one while the
+  // disestablisher counts them. Whoever drops it to 0 frees the handle.
+  std::atomic<unsigned> orphan_refs{0};
   std::unique_ptr<aligned_node[]> nodes;
 };
 
@@ -97,6 +105,36 @@ bool level_of(unsigned flags, unsigned& lvl) {
   }
 }
 
+void free_handle(softint_handle* sh) {
+  sh->rt->established_softints.fetch_sub(1);
+  kcont::lockdebug::forget(sh);
+  delete sh;
+}
+
+void release_orphan(softint_handle* sh) {
+  if (sh->orphan_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_handle(sh);
+}
+
+// softint_disestablish from the softint's own handler (on `self`, a loop of its runtime).
+// Waits for nothing; see the top of the file.
+void orphan(softint_handle* sh, cpu_info* self) {
+  runtime_impl* rt = sh->rt;
+  sh->orphan_refs.store(rt->ncpu() + 1, std::memory_order_relaxed);
+  std::unique_lock<std::mutex> lk(rt->state_mu);  // loop_running
+  for (unsigned i = 0; i < rt->ncpu(); ++i) {
+    cpu_info* ci = rt->cpu(i);
+    pending_node& n = sh->nodes[i].node;
+    std::uint32_t s = n.state.fetch_or(node_dead, std::memory_order_seq_cst);
+    // Queued where no loop will pop it (ours is busy running this handler and pops it later):
+    // take it out now, so that a stopped CPU does not keep the handle alive.
+    if ((s & node_pending) && ci != self && !ci->loop_running && ci->queues[sh->level].remove(&n))
+      s = n.state.fetch_and(~node_pending, std::memory_order_seq_cst) & ~node_pending;
+    if ((s & (node_pending | node_running)) == 0) release_orphan(sh);  // idle: nothing to wait for
+  }
+  lk.unlock();
+  release_orphan(sh);  // the counting reference; our own node (RUNNING) keeps the handle alive
+}
+
 void schedule_on(softint_handle* sh, cpu_info* ci) {
   pending_node& n = sh->nodes[ci->index].node;
   std::uint32_t s = n.state.load(std::memory_order_relaxed);
@@ -130,15 +168,13 @@ void softint_run(cpu_info* ci, pending_node* n) {
     if (!sh->mpsafe) kernel_unlock();
     ci->running_node = nullptr;
   }
-  if (sh->free_on_return) {  // the handler disestablished its own softint
-    std::uint32_t s = n->state.fetch_and(~node_running, std::memory_order_seq_cst);
-    if (s & node_pending) ci->queues[sh->level].remove(n);
-    rt->established_softints.fetch_sub(1);
-    kcont::lockdebug::forget(sh);
-    delete sh;
+  std::uint32_t s = n->state.fetch_and(~node_running, std::memory_order_seq_cst);
+  if (s & node_dead) {  // orphaned (see orphan()); sh is alive until we release our node
+    if ((s & node_pending) && ci->queues[sh->level].remove(n))
+      s = n->state.fetch_and(~node_pending, std::memory_order_seq_cst) & ~node_pending;
+    if ((s & node_pending) == 0) release_orphan(sh);
     return;
   }
-  n->state.fetch_and(~node_running, std::memory_order_seq_cst);
   rt->notify_quiesce_waiters();  // sh may be gone from here on
 }
 
@@ -199,9 +235,11 @@ void softint_disestablish(void* cookie) {
   sh->dying.store(true, std::memory_order_seq_cst);
   cpu_info* self = this_thread_cpu();
   if (self != nullptr && self->rt != rt) self = nullptr;  // another runtime's CPU: foreign here
-  bool own_handler = false;
-  if (self == nullptr || self->running_node == nullptr || self->running_node->owner != sh)
-    kcont::lockdebug::check_wait("softint_disestablish", sh);
+  if (self != nullptr && self->running_node != nullptr && self->running_node->owner == sh) {
+    orphan(sh, self);  // from its own handler
+    return;
+  }
+  kcont::lockdebug::check_wait("softint_disestablish", sh);
 
   rt->quiesce_waiters.fetch_add(1, std::memory_order_seq_cst);
   {
@@ -211,11 +249,6 @@ void softint_disestablish(void* cookie) {
       pending_node& n = sh->nodes[i].node;
       for (;;) {
         std::uint32_t s = n.state.load(std::memory_order_seq_cst);
-        if (ci == self && ci->running_node == &n) {  // from its own handler
-          n.state.fetch_or(node_dead, std::memory_order_seq_cst);
-          own_handler = true;
-          break;
-        }
         if (s == 0) {
           if (n.state.compare_exchange_strong(s, node_dead, std::memory_order_seq_cst)) break;
           continue;
@@ -231,14 +264,7 @@ void softint_disestablish(void* cookie) {
     }
   }
   rt->quiesce_waiters.fetch_sub(1, std::memory_order_seq_cst);
-
-  if (own_handler) {
-    sh->free_on_return = true;  // the loop frees it after the handler returns
-    return;
-  }
-  rt->established_softints.fetch_sub(1);
-  kcont::lockdebug::forget(sh);
-  delete sh;
+  free_handle(sh);
 }
 
 // ---------------------------------------------------------------------------------------------
