@@ -456,6 +456,46 @@ TEST_CASE("on one CPU, pending continuations of higher-priority thread queues st
   for (auto& kc : blockers) kcont_destroy(&kc);
 }
 
+// Found by kcont-torture: a level whose only runnable work was stopped while it stood aside
+// kept its "ready" flag, and every lower level on that CPU stood aside behind it forever.
+TEST_CASE("stopping the only runnable continuation of a waiting level does not starve lower ones") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  // A busy (not sleeping) continuation on wq_prihigh holds the lower levels of CPU 1 back.
+  std::atomic<bool> inside{false}, release{false};
+  struct busy_arg {
+    std::atomic<bool>* inside;
+    std::atomic<bool>* release;
+  } ba{&inside, &release};
+  kcont_t high;
+  REQUIRE(kcont_init(
+              &high, wq_prihigh, nullptr,
+              [](void* a, kcont_t*) {
+                auto* b = static_cast<busy_arg*>(a);
+                *b->inside = true;
+                while (!*b->release) std::this_thread::yield();
+              },
+              &ba, 0) == 0);
+  REQUIRE(kcont_schedule(&high, rt.cpu(1), 0) == 0);
+  REQUIRE(wait_until([&] { return inside.load(); }));
+  // wq_primedlow gets work, its drain stands aside; then the work is stopped.
+  probe mid;
+  kcont_t* m = kcont_create(wq_primedlow, nullptr, probe::run, &mid, 0);
+  REQUIRE(kcont_schedule(m, rt.cpu(1), 0) == 0);
+  std::this_thread::sleep_for(50ms);  // time for its drain to look and stand aside
+  CHECK_FALSE(kcont_stop(m));
+  release = true;  // wq_prihigh falls
+  // Work on the lowest level must run now.
+  probe low;
+  kcont_t* l = kcont_create(wq_prilow, nullptr, probe::run, &low, 0);
+  REQUIRE(kcont_schedule(l, rt.cpu(1), 0) == 0);
+  CHECK(wait_until([&] { return low.runs.load() == 1; }, 5000ms));
+  CHECK(mid.runs == 0);
+  kcont_destroy(l);
+  kcont_destroy(m);
+  kcont_destroy(&high);
+}
+
 TEST_CASE("destroying a queued continuation from another thread cancels it") {
   kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);

@@ -87,6 +87,8 @@ struct kqueue {
   bool retry_armed = false;
   level_gate* gate = nullptr;  // predefined thread queues: their CPU's gate
   unsigned level = 0;          // ... and their level in it, 0 = wq_prihigh
+  unsigned running = 0;        // funcs of this queue running now
+  bool wake_pending = false;   // a stop lowered `ready` while a lower level stood aside
 };
 
 struct binding {
@@ -278,6 +280,15 @@ void wake_waiting(level_gate* gate) {
   }
 }
 
+// Releases q.mu; then, if a stop lowered q's ready flag while lower levels stood aside, kicks
+// them (wake_waiting must run with no kqueue lock held).
+void unlock_and_wake(std::unique_lock<std::mutex>& lk, kqueue& q) {
+  const bool wake = q.wake_pending;
+  q.wake_pending = false;
+  lk.unlock();
+  if (wake) wake_waiting(q.gate);
+}
+
 // Makes kc runnable on q (which it belongs to; q->mu held).
 void make_runnable(kqueue& q, kcont_t* kc) {
   if (kc->kc_state & S_QUEUED) return;
@@ -342,6 +353,7 @@ void run_queue(kqueue& q) {
     kc->kc_runner = std::this_thread::get_id();
     kcont_func_t fn = kc->kc_func;
     void* arg = kc->kc_arg;
+    ++q.running;
     lk.unlock();
     if (fell) wake_waiting(q.gate);
     fell = false;
@@ -354,6 +366,7 @@ void run_queue(kqueue& q) {
     if (q.gate != nullptr) kcont::machine::set_thread_block_observer(previous);
     kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)
     lk.lock();
+    --q.running;
     kc->kc_runner = std::thread::id();
     kc->kc_state &= ~S_RUNNING;
     if (!(kc->kc_state & S_QUEUED)) kc->kc_state &= ~S_INVOKING;
@@ -419,6 +432,10 @@ bool stop_locked(kqueue& q, kcont_t* kc) {
     q.runnable.erase(q.runnable.iterator_to(*kc));
     kc->kc_state &= ~S_QUEUED;
     if (!(kc->kc_state & S_RUNNING)) kc->kc_state &= ~S_INVOKING;
+    // Its level has nothing left to run: lower it now (a drain that stood aside will not come
+    // back to do it, and lower levels would wait behind it forever). With a func running the
+    // drain lowers it when func returns.
+    if (q.runnable.empty() && q.running == 0 && set_ready(q, false)) q.wake_pending = true;
   }
   kc->kc_state &= ~(S_PENDING | S_EXPIRED);
   return expired;
@@ -487,7 +504,7 @@ int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks) {
     }
     if (target != &q) {  // move it: both locks, in address order, then re-check
       if (kc->kc_state & (S_PENDING | S_QUEUED)) stop_locked(q, kc);
-      lk.unlock();
+      unlock_and_wake(lk, q);
       std::mutex* first = &q.mu < &target->mu ? &q.mu : &target->mu;
       std::mutex* second = first == &q.mu ? &target->mu : &q.mu;
       std::unique_lock<std::mutex> a(*first), c(*second);
@@ -514,7 +531,9 @@ bool kcont_stop(kcont_t* kc) {
   check(kc);
   std::unique_lock<std::mutex> lk;
   kqueue& q = kcont_lock(kc, lk);
-  return stop_locked(q, kc);
+  const bool expired = stop_locked(q, kc);
+  unlock_and_wake(lk, q);
+  return expired;
 }
 
 bool kcont_halt(kcont_t* kc) {
@@ -527,6 +546,7 @@ bool kcont_halt(kcont_t* kc) {
     q->ran.wait(lk);
     expired = stop_locked(*q, kc) || expired;  // func may have rescheduled itself
   }
+  unlock_and_wake(lk, *q);
   return expired;
 }
 
@@ -553,6 +573,7 @@ void kcont_destroy(kcont_t* kc) {
     kqueue& q = kcont_lock(kc, lk);
     stop_locked(q, kc);
     kc->kc_magic = kDead;
+    unlock_and_wake(lk, q);
   }
   callout_destroy(&kc->kc_timer);
   kcont::lockdebug::forget(kc);
