@@ -109,18 +109,25 @@ class callout_family final : public family {
   }
 
   void finish() override {
+    // First let every armed callout fire (handlers no longer re-arm: stopping()); only then
+    // halt. An arm still outstanding after that was lost, not cancelled.
     for (auto& s : slots_) {
       std::lock_guard<std::mutex> oplk(s.op);
       mutex_enter(&s.L);
       auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-      while (s.state == dying && std::chrono::steady_clock::now() < give_up) {
+      while ((s.state == dying || (s.state == live && outstanding(s) != 0)) &&
+             std::chrono::steady_clock::now() < give_up) {
         mutex_exit(&s.L);
         std::this_thread::sleep_for(std::chrono::microseconds(200));
         mutex_enter(&s.L);
       }
       if (s.state == dying) {
         violation("callout", s.index, "a handler asked to destroy itself never ran");
-      } else if (s.state == live) {
+      } else if (s.state == live && outstanding(s) != 0) {
+        violation("callout", s.index,
+                  std::to_string(outstanding(s)) + " arm(s) never fired within 30 s (lost)");
+      }
+      if (s.state == live) {
         halt_counted(s);
         callout_destroy(&s.c);
         s.state = dead;

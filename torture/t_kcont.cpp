@@ -189,20 +189,28 @@ class kcont_family final : public family {
   }
 
   void finish() override {
+    // First let everything scheduled run (funcs no longer reschedule: stopping()); only then
+    // destroy. An invocation still outstanding after that was lost, not cancelled.
     for (auto& s : slots_) {
       std::lock_guard<std::mutex> oplk(s.op);
       auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       lock(s);
-      while (s.state == dying && std::chrono::steady_clock::now() < give_up) {
+      while ((s.state == dying || (s.state == live && outstanding(s) != 0)) &&
+             std::chrono::steady_clock::now() < give_up) {
         unlock(s);
         std::this_thread::sleep_for(std::chrono::microseconds(200));
         lock(s);
       }
       const int st = s.state;
+      const std::int64_t o = outstanding(s);
       unlock(s);
       if (st == dying) {
         violation("kcont", s.index, "a func asked to destroy itself never ran");
-      } else if (st == live) {
+      } else if (st == live && o != 0) {
+        violation("kcont", s.index,
+                  std::to_string(o) + " scheduled invocation(s) never ran within 30 s (lost)");
+      }
+      if (st == live) {
         kcont_destroy(s.kc);
         lock(s);
         settle(s, "kcont_destroy (drain)");
@@ -213,6 +221,17 @@ class kcont_family final : public family {
     }
     for (auto& g : groups_) {
       std::lock_guard<std::mutex> oplk(g.op);
+      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      mutex_enter(&g.G);
+      while (!g.order.empty() && std::chrono::steady_clock::now() < give_up) {
+        mutex_exit(&g.G);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        mutex_enter(&g.G);
+      }
+      if (!g.order.empty())
+        violation("kcont", 1000 + g.index * 10,
+                  std::to_string(g.order.size()) + " group member(s) never ran within 30 s (lost)");
+      mutex_exit(&g.G);
       for (auto& m : g.m) {
         kcont_halt(m.kc);
         mutex_enter(&g.G);

@@ -4,10 +4,12 @@
 // Books, per softint generation and CPU: `requested` is bumped just before each schedule; a
 // run stores the `requested` it sees at its start into `seen`. Coalescing promises that every
 // schedule is covered by a run that starts after it, so once quiet `seen == requested` on every
-// CPU of a live softint. A disestablished one may leave `requested - seen` schedules uncovered:
-// those were discarded (softint_disestablish discards pending schedules; that is its report).
-// Also checked: never two runs at once on one CPU, `seen` never goes back, runs <= requested,
-// no run after softint_disestablish returned (or, for a self-disestablish, on that CPU after).
+// CPU of a live softint: checked at random quiet points (a torture thread holds the softint's
+// gate, so nothing schedules it, and waits) and at the end. A disestablished one may leave
+// `requested - seen` schedules uncovered: those were discarded (softint_disestablish discards
+// pending schedules; that is its report). Also checked: never two runs at once on one CPU, `seen`
+// never goes back, runs <= requested, no run after softint_disestablish returned (or, for a
+// self-disestablish, on that CPU after).
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
 
@@ -65,7 +67,7 @@ class softint_family final : public family {
   void op(thread_ctx& t) override {
     slot& s = slots_[t.r.below(kSlots)];
     const unsigned what = t.r.below(100);
-    if (what < 80) {  // schedule_cpu (the common case)
+    if (what < 76) {  // schedule_cpu (the common case)
       std::shared_lock<std::shared_mutex> lk(s.gate);
       if (s.state.load() != live) return;
       unsigned c = homed(s) ? home(s) : t.r.below(g_config.ncpu);
@@ -76,7 +78,10 @@ class softint_family final : public family {
     }
     std::unique_lock<std::shared_mutex> lk(s.gate);
     const int st = s.state.load();
-    if (st == dead) {
+    if (st == live && what < 80) {
+      quiet_check(s);
+      ++t.ops.n[op_softint_quiet_check];
+    } else if (st == dead) {
       establish(s);
       ++t.ops.n[op_softint_establish];
     } else if (st == live && what < 92) {
@@ -85,12 +90,10 @@ class softint_family final : public family {
       s.cur->disestablished = true;
       s.state.store(dead);
       ++t.ops.n[op_softint_disestablish];
-    } else if (st == live && homed(s)) {
-      // Let its handler disestablish it. Only homed softints (scheduled on one CPU only):
-      // from its own handler softint_disestablish waits for the softint's instances on the
-      // other CPUs, and two handlers doing that on two CPUs wait for each other forever
-      // (a kcont bug: tests/test_softint_self_disestablish.cpp).
-      unsigned c = home(s);
+    } else if (st == live) {
+      // Let its handler disestablish it (it must not wait for the softint's instances on the
+      // other CPUs: tests/test_softint_self_disestablish.cpp).
+      unsigned c = homed(s) ? home(s) : t.r.below(g_config.ncpu);
       s.state.store(dying);
       s.cur->die.store(true);
       s.cur->t[c].requested.fetch_add(1);
@@ -113,19 +116,7 @@ class softint_family final : public family {
       }
       if (s.state.load() != live) continue;
       rec* r = s.cur;
-      auto covered = [&] {
-        for (unsigned c = 0; c < g_config.ncpu; ++c)
-          if (r->t[c].seen.load() != r->t[c].requested.load()) return false;
-        return true;
-      };
-      while (!covered() && steady_clock::now() < give_up)
-        std::this_thread::sleep_for(microseconds(200));
-      for (unsigned c = 0; c < g_config.ncpu; ++c)
-        if (r->t[c].seen.load() != r->t[c].requested.load())
-          violation("softint", s.index,
-                    "gen " + std::to_string(r->gen) + " cpu " + std::to_string(c) + ": " +
-                        std::to_string(r->t[c].requested.load() - r->t[c].seen.load()) +
-                        " schedule(s) never covered by a later run (lost)");
+      quiet_check(s);
       softint_disestablish(r->cookie);
       r->gone.store(true);
       r->disestablished = true;
@@ -176,6 +167,10 @@ class softint_family final : public family {
     if (r->die.load() && !r->die_go.load()) {  // asked, but the asking call is still inside
       t.requested.fetch_add(1);
       softint_schedule(r->cookie);  // look again on the next run
+      count_handler_op(op_softint_schedule);
+      t.inside.store(0);
+      std::this_thread::yield();  // let the asking thread leave softint_schedule_cpu
+      return;
     } else if (r->die.exchange(false)) {
       softint_disestablish(r->cookie);  // from its own handler: returns at once
       count_handler_op(op_softint_disestablish_self);
@@ -201,6 +196,24 @@ class softint_family final : public family {
       }
     }
     t.inside.store(0);
+  }
+
+  // A quiet point: with the gate held exclusively nothing schedules this softint (handlers
+  // only try the gate), so every schedule made so far must now be covered by a run that starts
+  // after it, soon. Catches a lost run that no later schedule happened to heal.
+  static void quiet_check(slot& s) {
+    using namespace std::chrono;
+    rec* r = s.cur;
+    const auto give_up = steady_clock::now() + seconds(10);
+    for (unsigned c = 0; c < g_config.ncpu; ++c) {
+      while (r->t[c].seen.load() != r->t[c].requested.load() && steady_clock::now() < give_up)
+        std::this_thread::yield();
+      if (r->t[c].seen.load() != r->t[c].requested.load())
+        violation("softint", s.index,
+                  "gen " + std::to_string(r->gen) + " cpu " + std::to_string(c) + ": " +
+                      std::to_string(r->t[c].requested.load() - r->t[c].seen.load()) +
+                      " schedule(s) not covered by a run within 10 s of a quiet point (lost)");
+    }
   }
 
   // Slots 4..7 are scheduled on one CPU only (and may disestablish themselves); 0..3 anywhere.

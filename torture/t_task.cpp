@@ -159,11 +159,25 @@ class task_family final : public family {
   }
 
   void finish() override {
+    // First let every queue run what it holds: with the torture threads gone and re-adding
+    // off (stopping()), two barriers leave nothing queued (the second covers a re-add made by
+    // a run the first one waited for). A task still outstanding now was lost, not cancelled.
+    for (int round = 0; round < 2; ++round)
+      for (auto& q : qs_) taskq_barrier(q.tq);
+    for (auto& s : slots_) {
+      std::lock_guard<std::mutex> lk(s.m);
+      const std::int64_t o =
+          static_cast<std::int64_t>(s.added) - static_cast<std::int64_t>(s.ran + s.deleted);
+      if (o != 0 || task_pending(&s.t))
+        violation("task", s.index,
+                  std::string("on ") + s.q->name + ": " + std::to_string(o) +
+                      " added task(s) neither ran nor were deleted after two taskq_barrier "
+                      "(lost)");
+    }
     for (auto& s : slots_) {
       std::lock_guard<std::mutex> oplk(s.op);
       del_barrier_counted(s);
     }
-    for (auto& q : qs_) taskq_barrier(q.tq);
     for (auto& c : ctxs_) taskctx_barrier(&c.tc);
   }
 

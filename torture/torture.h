@@ -43,6 +43,7 @@ enum op : unsigned {
   op_softint_schedule_cpu,
   op_softint_disestablish,
   op_softint_disestablish_self,
+  op_softint_quiet_check,
   // callout
   op_callout_init,
   op_callout_reset,

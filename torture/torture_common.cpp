@@ -38,6 +38,7 @@ const char* op_name(op o) {
                                               "softint_schedule_cpu",
                                               "softint_disestablish",
                                               "  ... from its handler",
+                                              "  (quiet point: all covered)",
                                               "callout_init",
                                               "callout_reset",
                                               "callout_schedule",
@@ -71,7 +72,7 @@ const char* op_name(op o) {
 }
 
 const char* op_api(op o) {
-  if (o <= op_softint_disestablish_self) return "softint";
+  if (o <= op_softint_quiet_check) return "softint";
   if (o <= op_callout_halt_destroy_self) return "callout";
   if (o <= op_task_readd_self) return "task(9)";
   if (o <= op_taskctx_barrier) return "taskctx";
