@@ -16,8 +16,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 
 #include "alloc_count.h"
@@ -106,20 +104,7 @@ std::vector<double> bench_asio_same_core(const latency_options& o) {
 // sleeps on core 1.
 std::vector<double> bench_condvar_same_core(const latency_options& o) {
   handoff x;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<int> q;
-  bool quit = false;
-  std::thread rx([&] {
-    pin_this_thread(1);
-    std::unique_lock<std::mutex> lk(mu);
-    for (;;) {
-      cv.wait(lk, [&] { return quit || !q.empty(); });
-      if (quit) return;
-      q.pop_front();
-      x.pr.hit();
-    }
-  });
+  condvar_queue q(1, [&] { x.pr.hit(); });
   asio::io_context a(1);
   auto ga = asio::make_work_guard(a);
   std::thread ta([&] {
@@ -129,21 +114,11 @@ std::vector<double> bench_condvar_same_core(const latency_options& o) {
   auto v = handoff_samples(o, x, [&] {
     asio::post(a, [&] {
       x.t0.store(now_ns(), std::memory_order_relaxed);
-      {
-        std::lock_guard<std::mutex> lk(mu);
-        q.push_back(1);
-      }
-      cv.notify_one();
+      q.push();
     });
   });
   ga.reset();
   ta.join();
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    quit = true;
-  }
-  cv.notify_one();
-  rx.join();
   return v;
 }
 
@@ -202,34 +177,8 @@ cost bench_asio_post_cost(int n, int reps) {
 }
 
 cost bench_condvar_cost(int n, int reps) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<int> q;
-  bool quit = false;
-  std::thread rx([&] {
-    pin_this_thread(0);
-    std::unique_lock<std::mutex> lk(mu);
-    for (;;) {
-      cv.wait(lk, [&] { return quit || !q.empty(); });
-      if (quit && q.empty()) return;
-      q.pop_front();
-      g_ran.fetch_add(1, std::memory_order_release);
-    }
-  });
-  cost c = add_and_run(n, reps, [&](int i) {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      q.push_back(i);
-    }
-    cv.notify_one();
-  });
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    quit = true;
-  }
-  cv.notify_one();
-  rx.join();
-  return c;
+  condvar_queue q(0, [] { g_ran.fetch_add(1, std::memory_order_release); });
+  return add_and_run(n, reps, [&](int i) { q.push(i); });
 }
 
 // task_add of a task already queued behind a running one (returns 0 every time).

@@ -6,11 +6,8 @@
 #include <event2/thread.h>
 #endif
 
-#include <condition_variable>
 #include <ctime>
-#include <deque>
 #include <fstream>
-#include <mutex>
 
 #include "kcont_bench.h"
 
@@ -28,34 +25,8 @@ namespace {
 // The mutex+condvar peer: a std::deque behind a mutex, consumer blocked in wait on core 1.
 std::vector<double> bench_condvar(const latency_options& o) {
   probe pr;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<int> q;
-  bool quit = false;
-  std::thread rx([&] {
-    pin_this_thread(1);
-    std::unique_lock<std::mutex> lk(mu);
-    for (;;) {
-      cv.wait(lk, [&] { return quit || !q.empty(); });
-      if (quit) return;
-      q.pop_front();
-      pr.hit();
-    }
-  });
-  auto v = one_way(o, pr, [&] {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      q.push_back(1);
-    }
-    cv.notify_one();
-  });
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    quit = true;
-  }
-  cv.notify_one();
-  rx.join();
-  return v;
+  condvar_queue q(1, [&] { pr.hit(); });
+  return one_way(o, pr, [&] { q.push(); });
 }
 
 #ifdef KCONT_HAVE_LIBEVENT

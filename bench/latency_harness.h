@@ -9,8 +9,11 @@
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +53,52 @@ inline std::vector<double> one_way(const latency_options& o, probe& pr,
   }
   return v;
 }
+
+// The mutex+condvar peer every area uses: a FIFO whose consumer thread, pinned to `core`,
+// sleeps on a condition variable and calls on_item() (holding the mutex) for each item. The
+// destructor lets it drain what is queued and joins it.
+class condvar_queue {
+ public:
+  condvar_queue(int core, std::function<void()> on_item)
+      : on_item_(std::move(on_item)), rx_([this, core] { consume(core); }) {}
+  ~condvar_queue() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_ = true;
+    }
+    cv_.notify_one();
+    rx_.join();
+  }
+  condvar_queue(const condvar_queue&) = delete;
+  condvar_queue& operator=(const condvar_queue&) = delete;
+
+  void push(int item = 1) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      q_.push_back(item);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void consume(int core) {
+    pin_this_thread(core);
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return quit_ || !q_.empty(); });
+      if (q_.empty()) return;  // quit, and nothing left
+      q_.pop_front();
+      on_item_();
+    }
+  }
+
+  std::function<void()> on_item_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> q_;
+  bool quit_ = false;
+  std::thread rx_;  // last: starts once everything above is built
+};
 
 inline std::vector<double> bench_eventfd_floor(const latency_options& o) {
   probe pr;
