@@ -141,13 +141,7 @@ class callout_family final : public family {
     b.api = "callout";
     for (auto& s : slots_) {
       mutex_enter(&s.L);
-      b.scheduled += s.armed;
-      b.ran += s.ran;
-      b.cancelled += s.cancelled;
-      if (s.armed != s.ran + s.cancelled)
-        violation("callout", s.index,
-                  "armed " + std::to_string(s.armed) + " != ran " + std::to_string(s.ran) +
-                      " + cancelled " + std::to_string(s.cancelled));
+      b.add_object(s.index, s.armed, s.ran, s.cancelled, "armed");
       mutex_exit(&s.L);
     }
     b.note = "arms (reset/schedule) = handler runs + stops/halts that cancelled";

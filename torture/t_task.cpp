@@ -186,14 +186,8 @@ class task_family final : public family {
     b.api = "task(9)";
     for (auto& s : slots_) {
       std::lock_guard<std::mutex> lk(s.m);
-      b.scheduled += s.added;
-      b.ran += s.ran;
-      b.cancelled += s.deleted;
-      if (s.added != s.ran + s.deleted)
-        violation("task", s.index,
-                  std::string("on ") + s.q->name + ": added " + std::to_string(s.added) +
-                      " != ran " + std::to_string(s.ran) + " + deleted " +
-                      std::to_string(s.deleted));
+      b.add_object(s.index, s.added, s.ran, s.deleted, "added", "deleted",
+                   std::string("on ") + s.q->name + ": ");
     }
     for (auto& q : qs_) {
       std::lock_guard<std::mutex> lk(q.order_mu);
@@ -209,22 +203,12 @@ class task_family final : public family {
     for (auto& x : ctxs_) {
       for (unsigned th = 0; th < g_config.threads; ++th) {
         per_thread& p = x.threads[th];
-        c.scheduled += p.dispatched;
-        c.ran += p.last_run;
-        if (p.dispatched != p.last_run)
-          violation("taskctx", x.index,
-                    "thread " + std::to_string(th) + ": dispatched " +
-                        std::to_string(p.dispatched.load()) + ", ran " +
-                        std::to_string(p.last_run.load()));
+        c.add_object(x.index, p.dispatched, p.last_run, 0, "dispatched", "cancelled",
+                     "thread " + std::to_string(th) + ": ");
       }
-      c.scheduled += x.chain_dispatched;
-      c.ran += x.chain_ran;
+      c.add_object(x.index, x.chain_dispatched, x.chain_ran, 0, "dispatched", "cancelled",
+                   "from inside the context: ");
       c.order_checks += x.order_checks;
-      if (x.chain_dispatched != x.chain_ran)
-        violation("taskctx", x.index,
-                  "dispatched from inside the context " +
-                      std::to_string(x.chain_dispatched.load()) + ", ran " +
-                      std::to_string(x.chain_ran.load()));
     }
     c.note = "every dispatch runs once (no cancel); per-thread dispatch order checked";
     return {b, c};

@@ -103,11 +103,7 @@ class workqueue_family final : public family {
     b.api = "workqueue(9)";
     for (auto& it : items_) {
       std::lock_guard<std::mutex> lk(it.m);
-      b.scheduled += it.enqueued;
-      b.ran += it.ran;
-      if (it.enqueued != it.ran)
-        violation("workqueue", it.index,
-                  "enqueued " + std::to_string(it.enqueued) + " != ran " + std::to_string(it.ran));
+      b.add_object(it.index, it.enqueued, it.ran, 0, "enqueued");
     }
     for (auto& w : ws_) b.order_checks += w.order_checks;
     b.note = "nothing cancels: enqueued == ran; per-queue enqueue order checked";

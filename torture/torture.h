@@ -109,6 +109,11 @@ struct books {
   std::uint64_t coalesced = 0;     // accepted but merged into a run that covered them (softint)
   std::uint64_t order_checks = 0;  // runs checked against the promised order
   std::string note;
+  // Adds one object's figures (named as the family counts them, e.g. "armed", "deleted"); an
+  // object whose own figures do not balance is a violation.
+  void add_object(unsigned object, std::uint64_t object_scheduled, std::uint64_t object_ran,
+                  std::uint64_t object_cancelled, const char* scheduled_name = "scheduled",
+                  const char* cancelled_name = "cancelled", const std::string& where = "");
 };
 
 struct thread_ctx {
