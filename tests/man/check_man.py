@@ -2,7 +2,7 @@
 """Checks kcont's manual pages (man/*.1, man/*.3). CTest `test_man`, label `man`.
 
 Usage: check_man.py --src SOURCE_DIR --build BUILD_DIR --scratch DIR
-                    [--sanitize thread|address] [--nicsim PATH]
+                    [--sanitize thread|address] [--nicsim PATH] [--torture PATH]
 
 What it checks, in order (every failure is listed; exit 1 if any):
 
@@ -25,8 +25,8 @@ What it checks, in order (every failure is listed; exit 1 if any):
     - every function in a page's SYNOPSIS is also a `.Nm` of that page's NAME section (the
       install makes NAME.3 -> PAGE.3 links from those lines, so `man callout_halt` works),
       and every `.Nm` of a section-3 page names a function of its SYNOPSIS or is the page.
-    - with --nicsim, every option `kcont-nicsim --help` lists is an `.It Fl` of
-      kcont-nicsim.1.
+    - with --nicsim (--torture), every option `kcont-nicsim --help` (`kcont-torture --help`)
+      lists is an `.It Fl` of kcont-nicsim.1 (kcont-torture.1).
 
 (c) The examples compile and run. Convention: every `.Bd -literal` block inside `.Sh EXAMPLES`
     of a section-3 page is a complete C++20 program with `int main`, using only the public
@@ -239,6 +239,7 @@ def main():
     ap.add_argument("--scratch", required=True)
     ap.add_argument("--sanitize", default="")
     ap.add_argument("--nicsim", default="")
+    ap.add_argument("--torture", default="")
     o = ap.parse_args()
 
     pages = sorted(glob.glob(os.path.join(o.src, "man", "*.[1-9]")))
@@ -298,15 +299,19 @@ def main():
     print("(b) %d public kernel-style functions and macros in the headers; %d documented"
           % (len(hdr), len(documented)))
 
-    if o.nicsim:
-        page = os.path.join(o.src, "man", "kcont-nicsim.1")
+    for program, name in ((o.nicsim, "kcont-nicsim"), (o.torture, "kcont-torture")):
+        if not program:
+            continue
+        page = os.path.join(o.src, "man", name + ".1")
         text = open(page).read()
-        helptext = subprocess.run([o.nicsim, "--help"], capture_output=True, text=True).stdout
+        helptext = subprocess.run([program, "--help"], capture_output=True, text=True).stdout
         opts = sorted(set(re.findall(r"^\s+--([a-z][a-z0-9-]*)", helptext, re.M)))
+        if not opts:
+            fail("%s --help lists no option" % name)
         for opt in opts:
             if not re.search(r"^\.It Fl -%s\b" % re.escape(opt), text, re.M):
-                fail("kcont-nicsim.1: option --%s (from --help) is not an .It Fl entry" % opt)
-        print("(b) kcont-nicsim.1: %d options of --help checked" % len(opts))
+                fail("%s.1: option --%s (from --help) is not an .It Fl entry" % (name, opt))
+        print("(b) %s.1: %d options of --help checked" % (name, len(opts)))
 
     # (c) examples
     examples = []
