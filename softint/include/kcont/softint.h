@@ -10,8 +10,9 @@
 // Context: softint_schedule* may be called from any thread, including foreign threads and
 // handlers; they allocate nothing and make a system call only to wake a sleeping CPU.
 // softint_establish / softint_disestablish may sleep (not from interrupt context, except that
-// a handler may disestablish its own softint: it returns at once, the handler does not run
-// again, and the storage is released when the handler returns).
+// a handler may disestablish its own softint: it waits for nothing, no run starts again on any
+// CPU, and the storage is released by the last loop done with it, at the latest when the
+// handler returns).
 #pragma once
 
 #include <kcont/runtime.h>
