@@ -140,6 +140,15 @@ struct where {
     thread = std::this_thread::get_id();
     runs.fetch_add(1);
   }
+  // A SOFTINT_NET softint on rt's CPU 0 that has run once.
+  void* establish_and_run_once(kcont::runtime& on) {
+    rt = &on;
+    void* si = softint_establish_rt(on, SOFTINT_NET | SOFTINT_MPSAFE, &where::fn, this);
+    REQUIRE(si != nullptr);
+    softint_schedule_cpu(si, on.cpu(0));
+    REQUIRE(wait_until([&] { return runs == 1; }));
+    return si;
+  }
 };
 
 }  // namespace
@@ -236,10 +245,7 @@ TEST_CASE_TEMPLATE(
   loop.run();
   kcont::runtime rt(loop.config(1));
   where w;
-  w.rt = &rt;
-  void* si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, &where::fn, &w);
-  softint_schedule_cpu(si, rt.cpu(0));
-  REQUIRE(wait_until([&] { return w.runs == 1; }));
+  void* si = w.establish_and_run_once(rt);
 
   loop.halt();  // the server stops its loop (run() returned)
   softint_schedule_cpu(si, rt.cpu(0));
@@ -284,10 +290,7 @@ TEST_CASE_TEMPLATE("attached: stop() from a handler on the loop's own thread dra
   loop.run();
   kcont::runtime rt(loop.config(1));
   where w;
-  w.rt = &rt;
-  void* si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, &where::fn, &w);
-  softint_schedule_cpu(si, rt.cpu(0));
-  REQUIRE(wait_until([&] { return w.runs == 1; }));
+  void* si = w.establish_and_run_once(rt);
   std::promise<kcont::stop_report> report;
   auto t0 = std::chrono::steady_clock::now();
   loop.post([&] {

@@ -50,6 +50,12 @@ struct probe {
   std::atomic<bool> pause_in_fn{false}, unwatch_in_fn{false}, slow{false};
   std::atomic<bool> inside{false}, finished{false};
 
+  // Watches read_fd on ci (set the flags first).
+  void watch(cpu_info* ci, int read_fd) {
+    fd = read_fd;
+    want_cpu = ci;
+    w = kcont::machine::watch_fd(ci, read_fd, &probe::fn, this);
+  }
   static void fn(void* self) { static_cast<probe*>(self)->run(); }
   void run() {
     calls.fetch_add(1);
@@ -75,15 +81,21 @@ struct probe {
   }
 };
 
+// Writes n bytes and waits a while: true if fn was not called for them.
+bool no_call_for_new_data(probe& pr, pipe_pair& p, int n) {
+  const int calls = pr.calls;
+  p.put(n);
+  std::this_thread::sleep_for(150ms);
+  return pr.calls == calls;
+}
+
 }  // namespace
 
 TEST_CASE("fd watch: fn runs on the watched CPU's thread when the fd is readable") {
   kcont::runtime rt(kcont_test::cpus(2));
   pipe_pair p;
   probe pr;
-  pr.fd = p.r;
-  pr.want_cpu = rt.cpu(1);
-  pr.w = kcont::machine::watch_fd(rt.cpu(1), p.r, &probe::fn, &pr);
+  pr.watch(rt.cpu(1), p.r);
   std::this_thread::sleep_for(50ms);
   CHECK(pr.bytes == 0);  // nothing to read: at most spurious calls
   p.put(3);
@@ -98,10 +110,8 @@ TEST_CASE("fd watch: level-triggered, data fn leaves unread is reported again") 
   kcont::runtime rt(kcont_test::cpus(1));
   pipe_pair p;
   probe pr;
-  pr.fd = p.r;
-  pr.want_cpu = rt.cpu(0);
   pr.per_call = 1;  // one byte per call
-  pr.w = kcont::machine::watch_fd(rt.cpu(0), p.r, &probe::fn, &pr);
+  pr.watch(rt.cpu(0), p.r);
   p.put(10);  // one write burst, no later writes
   CHECK(wait_until([&] { return pr.bytes == 10; }));
   CHECK(pr.calls >= 10);
@@ -112,16 +122,11 @@ TEST_CASE("fd watch: pause stops callbacks while data sits; resume from a foreig
   kcont::runtime rt(kcont_test::cpus(2));
   pipe_pair p;
   probe pr;
-  pr.fd = p.r;
-  pr.want_cpu = rt.cpu(0);
   pr.pause_in_fn = true;  // pause from inside fn (the CPU's own thread)
-  pr.w = kcont::machine::watch_fd(rt.cpu(0), p.r, &probe::fn, &pr);
+  pr.watch(rt.cpu(0), p.r);
   p.put(1);
   CHECK(wait_until([&] { return pr.bytes == 1; }));
-  int calls = pr.calls;
-  p.put(4);
-  std::this_thread::sleep_for(150ms);
-  CHECK(pr.calls == calls);  // paused: no callback although data sits
+  CHECK(no_call_for_new_data(pr, p, 4));  // paused: no callback although data sits
   CHECK(p.sitting() == 4);
 
   pr.pause_in_fn = false;
@@ -133,10 +138,7 @@ TEST_CASE("fd watch: pause stops callbacks while data sits; resume from a foreig
   // Pause from a foreign thread, then resume: nothing is lost either way.
   kcont::machine::fd_watch_pause(pr.w);
   std::this_thread::sleep_for(20ms);  // a callback under way may still finish
-  calls = pr.calls;
-  p.put(2);
-  std::this_thread::sleep_for(100ms);
-  CHECK(pr.calls == calls);
+  CHECK(no_call_for_new_data(pr, p, 2));
   kcont::machine::fd_watch_resume(pr.w);
   CHECK(wait_until([&] { return pr.bytes == 7; }));
   kcont::machine::unwatch_fd(pr.w);
@@ -146,18 +148,13 @@ TEST_CASE("fd watch: unwatch waits for a running callback; no callback after it 
   kcont::runtime rt(kcont_test::cpus(2));
   pipe_pair p;
   probe pr;
-  pr.fd = p.r;
-  pr.want_cpu = rt.cpu(1);
   pr.slow = true;
-  pr.w = kcont::machine::watch_fd(rt.cpu(1), p.r, &probe::fn, &pr);
+  pr.watch(rt.cpu(1), p.r);
   p.put(1);
   REQUIRE(wait_until([&] { return pr.inside.load(); }));
   kcont::machine::unwatch_fd(pr.w);  // from a foreign thread, while fn sleeps
   CHECK(pr.finished);
-  int calls = pr.calls;
-  p.put(3);
-  std::this_thread::sleep_for(150ms);
-  CHECK(pr.calls == calls);
+  CHECK(no_call_for_new_data(pr, p, 3));
   CHECK(p.sitting() == 3);
 }
 
@@ -165,17 +162,12 @@ TEST_CASE("fd watch: unwatch from inside fn; the caller's fd stays open") {
   kcont::runtime rt(kcont_test::cpus(1));
   pipe_pair p;
   probe pr;
-  pr.fd = p.r;
-  pr.want_cpu = rt.cpu(0);
   pr.unwatch_in_fn = true;
-  pr.w = kcont::machine::watch_fd(rt.cpu(0), p.r, &probe::fn, &pr);
+  pr.watch(rt.cpu(0), p.r);
   p.put(1);
   CHECK(wait_until([&] { return pr.finished.load(); }));
   std::this_thread::sleep_for(20ms);
-  int calls = pr.calls;
-  p.put(2);
-  std::this_thread::sleep_for(100ms);
-  CHECK(pr.calls == calls);
+  CHECK(no_call_for_new_data(pr, p, 2));
   CHECK(::fcntl(p.r, F_GETFD) >= 0);  // kcont closed only its dup
   CHECK(p.sitting() == 2);
 }
@@ -185,11 +177,7 @@ TEST_CASE("fd watch: many watches on one CPU, unwatched from another thread whil
   constexpr int n = 8;
   pipe_pair p[n];
   probe pr[n];
-  for (int i = 0; i < n; ++i) {
-    pr[i].fd = p[i].r;
-    pr[i].want_cpu = rt.cpu(i % 2);
-    pr[i].w = kcont::machine::watch_fd(rt.cpu(i % 2), p[i].r, &probe::fn, &pr[i]);
-  }
+  for (int i = 0; i < n; ++i) pr[i].watch(rt.cpu(i % 2), p[i].r);
   for (int round = 0; round < 20; ++round)
     for (int i = 0; i < n; ++i) p[i].put(1);
   for (int i = 0; i < n; ++i) CHECK(wait_until([&] { return pr[i].bytes == 20; }));
