@@ -177,14 +177,18 @@ class softint_family final : public family {
     t.seen.store(now);
     t.runs.fetch_add(1);
     slot& s = *r->s;
-    if (r->die.load() && !r->die_go.load()) {  // asked, but the asking call is still inside
+    // die_go is read only after die was seen set: reading die once for the test and again for
+    // the exchange let a run disestablish (and free) the softint while the asking thread was
+    // still inside softint_schedule_cpu (TSan caught the use after free in the 10^8 run).
+    const bool asked = r->die.load();
+    if (asked && !r->die_go.load()) {  // asked, but the asking call is still inside
       t.requested.fetch_add(1);
       softint_schedule(r->cookie);  // look again on the next run
       count_handler_op(op_softint_schedule);
       t.inside.store(0);
       std::this_thread::yield();  // let the asking thread leave softint_schedule_cpu
       return;
-    } else if (r->die.exchange(false)) {
+    } else if (asked && r->die.exchange(false)) {
       softint_disestablish(r->cookie);  // from its own handler: returns at once
       count_handler_op(op_softint_disestablish_self);
       r->gone_cpu.store(static_cast<int>(c));
