@@ -54,6 +54,18 @@ struct taught_workqueue {
   }
 };
 
+// A one-thread taskq whose task has run once and learned the lesson's lock.
+struct taught_taskq {
+  lesson l;
+  taskq* tq = taskq_create("ld", 1, 0, TASKQ_MPSAFE);
+  task t{};
+  taught_taskq() {
+    task_set(&t, lesson::fn, &l);
+    task_add(tq, &t);
+    l.wait_ran();
+  }
+};
+
 }  // namespace
 
 extern const std::map<std::string, std::function<void()>> lockdebug_cases;
@@ -84,27 +96,17 @@ const std::map<std::string, std::function<void()>> lockdebug_cases = {
      [] {
        kcont::runtime rt(two_cpus());
        kcont::runtime_scope scope(rt);
-       static lesson l;
-       taskq* tq = taskq_create("ld", 1, 0, TASKQ_MPSAFE);
-       static task t;
-       task_set(&t, lesson::fn, &l);
-       task_add(tq, &t);
-       l.wait_ran();
-       mutex_enter(&l.lock);
-       taskq_barrier(tq);
+       static taught_taskq tt;
+       mutex_enter(&tt.l.lock);
+       taskq_barrier(tt.tq);
      }},
     {"lockdebug_taskq_del_barrier",
      [] {
        kcont::runtime rt(two_cpus());
        kcont::runtime_scope scope(rt);
-       static lesson l;
-       taskq* tq = taskq_create("ld", 1, 0, TASKQ_MPSAFE);
-       static task t;
-       task_set(&t, lesson::fn, &l);
-       task_add(tq, &t);
-       l.wait_ran();
-       mutex_enter(&l.lock);
-       taskq_del_barrier(tq, &t);
+       static taught_taskq tt;
+       mutex_enter(&tt.l.lock);
+       taskq_del_barrier(tt.tq, &tt.t);
      }},
     {"lockdebug_workqueue_wait",
      [] {
