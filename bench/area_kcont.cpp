@@ -363,13 +363,10 @@ void area_kcont(context& ctx) {
             tas.value / tks.value);
 
   const latency_options& o = ctx.lat();
+  ctx.latency_header_with_references("kcont_schedule(kc, ci, 0) -> func start (one-way, ns)",
+                                     context::peer_asio | context::peer_libevent);
   const latency_summary floor = ctx.floor();
   const latency_summary asio = ctx.peer_asio_post();
-  const latency_summary* ev_active = ctx.peer_libevent_active();
-  ctx.latency_header("kcont_schedule(kc, ci, 0) -> func start (one-way, ns)");
-  ctx.latency_ref_row("eventfd ping, idle thread (floor)", floor);
-  ctx.latency_ref_row("peer: asio::post, idle io_context thread", asio);
-  if (ev_active) ctx.latency_ref_row("peer: libevent event_active, idle event_base", *ev_active);
   ctx.step("wq_prihigh cross-CPU and same CPU");
   auto thr = ctx.latency_row("kcont.latency.prihigh_cross", "wq_prihigh, cross-CPU, idle worker",
                              bench_cross(o, rt, wq_prihigh), "kcont wq_prihigh cross-CPU");

@@ -190,16 +190,12 @@ void area_softint(context& ctx) {
   g_cost_reps = ctx.pick(15, 30);
   g_cost_ops = ctx.pick(100000, 200000);
   const latency_options& o = ctx.lat();
+  ctx.latency_header_with_references(
+      "schedule -> handler start (one-way, ns)",
+      context::peer_asio | context::peer_condvar_queue | context::peer_libevent);
   const latency_summary floor = ctx.floor();
   const latency_summary asio = ctx.peer_asio_post();
-  const latency_summary cv = ctx.peer_condvar();
   const latency_summary* ev_active = ctx.peer_libevent_active();
-
-  ctx.latency_header("schedule -> handler start (one-way, ns)");
-  ctx.latency_ref_row("eventfd ping, idle thread (floor)", floor);
-  ctx.latency_ref_row("peer: asio::post, idle io_context thread", asio);
-  ctx.latency_ref_row("peer: mutex+condvar queue, idle consumer", cv);
-  if (ev_active) ctx.latency_ref_row("peer: libevent event_active, idle event_base", *ev_active);
   std::map<std::string, double> cross_p50;
   for (auto b : ctx.loop_backends()) {
     const std::string loop = kcont::backend_name(b);

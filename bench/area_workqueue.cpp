@@ -64,14 +64,13 @@ double bench_elastic_throughput(kcont::runtime& rt, int flags, int items) {
 
 void area_workqueue(context& ctx) {
   const latency_options& o = ctx.lat();
+  // The references are measured before the runtime's threads exist.
+  ctx.latency_header_with_references(
+      "enqueue -> run on an idle worker of another CPU (one-way, ns)",
+      context::peer_asio | context::peer_condvar_queue);
   const latency_summary floor = ctx.floor();
   const latency_summary asio = ctx.peer_asio_post();
-  const latency_summary cv = ctx.peer_condvar();
   kcont::runtime rt(ctx.runtime_cfg());
-  ctx.latency_header("enqueue -> run on an idle worker of another CPU (one-way, ns)");
-  ctx.latency_ref_row("eventfd ping, idle thread (floor)", floor);
-  ctx.latency_ref_row("peer: asio::post, idle io_context thread", asio);
-  ctx.latency_ref_row("peer: mutex+condvar queue, idle consumer", cv);
   ctx.step("workqueue_enqueue cross-CPU latency");
   auto wql = ctx.latency_row("workqueue.latency.enqueue_cross_cpu",
                              "workqueue_enqueue(WQ_PERCPU, ci = CPU 1)",

@@ -174,6 +174,18 @@ void context::latency_header(const std::string& title) {
               "max ns", "p50/floor");
 }
 
+void context::latency_header_with_references(const std::string& title, unsigned peers) {
+  const latency_summary& fl = floor();  // each measured (once per run) before the table starts
+  const latency_summary* asio = (peers & peer_asio) ? &peer_asio_post() : nullptr;
+  const latency_summary* cv = (peers & peer_condvar_queue) ? &peer_condvar() : nullptr;
+  const latency_summary* ev = (peers & peer_libevent) ? peer_libevent_active() : nullptr;
+  latency_header(title);
+  latency_ref_row("eventfd ping, idle thread (floor)", fl);
+  if (asio) latency_ref_row("peer: asio::post, idle io_context thread", *asio);
+  if (cv) latency_ref_row("peer: mutex+condvar queue, idle consumer", *cv);
+  if (ev) latency_ref_row("peer: libevent event_active, idle event_base", *ev);
+}
+
 void context::latency_ref_row(const std::string& label, const latency_summary& s) {
   const double f = floor_ ? floor_->all.p50 : 0;
   std::printf("  %-58s %9.0f %9.0f %9.0f %9.0f %8.2fx\n", label.c_str(), s.all.p50, s.all.p99,

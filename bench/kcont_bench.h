@@ -70,6 +70,10 @@ class context {
 
   // Tables. A latency table prints p50/p99/p99.9/max and p50 over the floor.
   void latency_header(const std::string& title);
+  // A latency table's header followed by its reference rows: the floor and the chosen shared
+  // peers (a bitmask of the peer_* values; libevent's row only where it is built).
+  enum : unsigned { peer_asio = 1, peer_condvar_queue = 2, peer_libevent = 4 };
+  void latency_header_with_references(const std::string& title, unsigned peers);
   // Records NAME.p50/.p99/.p99.9 (with the spread over 5 blocks of the run), prints the row,
   // and keeps the samples for the CDF plot when cdf_label is given.
   latency_summary latency_row(const std::string& name, const std::string& label,
