@@ -143,8 +143,7 @@ class softint_family final : public family {
       std::unique_lock<std::shared_mutex> lk(s.gate);
       if (s.state.load() == dead) retire(std::move(s.owner));
     }
-    retired_count_.store(kRetireBatch);
-    reclaim();
+    reclaim(true);
     softint_disestablish(marker_);
   }
 
@@ -261,11 +260,11 @@ class softint_family final : public family {
   }
 
   // Frees what was retired before a grace period, folding its books into the totals.
-  void reclaim() {
+  void reclaim(bool all = false) {
     std::vector<std::unique_ptr<rec>> batch;
     {
       std::lock_guard<std::mutex> lk(retire_mu_);
-      if (retired_.size() < kRetireBatch && retired_count_.load() < kRetireBatch) return;
+      if (!all && retired_.size() < kRetireBatch) return;  // another thread took the batch
       batch.swap(retired_);
       retired_count_.store(0, std::memory_order_relaxed);
     }
