@@ -18,6 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -28,7 +29,31 @@ kcont::runtime_config one_cpu() {
   return c;
 }
 
+// A softint whose handler throws, on a one-CPU runtime; waits (the policy aborts first).
+void throw_from_a_softint() {
+  kcont::runtime rt(one_cpu());
+  kcont::softint si(rt, SOFTINT_NET | SOFTINT_MPSAFE,
+                    [] { throw std::runtime_error("handler failed on purpose"); });
+  si.schedule(rt.cpu(0));
+  ::sleep(30);
+}
+
 const std::map<std::string, std::function<void()>> cases = {
+    {"exception_policy_abort",
+     [] {
+       ::setenv("KCONT_ON_EXCEPTION", "abort", 1);
+       throw_from_a_softint();
+     }},
+    {"exception_policy_set_abort",
+     [] {
+       kcont::set_exception_policy(kcont::exception_policy::abort);
+       throw_from_a_softint();
+     }},
+    {"exception_policy_bad_env",
+     [] {
+       ::setenv("KCONT_ON_EXCEPTION", "sometimes", 1);
+       throw_from_a_softint();
+     }},
     {"stop_with_fd_watch",
      [] {
        kcont::runtime rt(one_cpu());

@@ -137,6 +137,70 @@ TEST_CASE("taskctx_barrier waits for the task running in the context") {
   runner.join();
 }
 
+TEST_CASE("taskctx_barrier returns while two threads dispatch nonstop (no polling)") {
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  // Each dispatcher re-dispatches its own task as soon as it has been taken off the queue, so
+  // the thread inside always has more work and never leaves the context.
+  struct spinner {
+    std::atomic<long> runs{0};
+    static void run(void* a) {
+      auto* s = static_cast<spinner*>(a);
+      ++s->runs;
+      auto until = std::chrono::steady_clock::now() + 20us;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+  };
+  std::atomic<bool> stop{false};
+  spinner sp[2];
+  task tasks[2] = {TASK_INITIALIZER(spinner::run, &sp[0]), TASK_INITIALIZER(spinner::run, &sp[1])};
+  std::vector<std::thread> dispatchers;
+  for (int i = 0; i < 2; ++i)
+    dispatchers.emplace_back([&, i] {
+      while (!stop) task_dispatch(&tc, &tasks[i]);
+    });
+  REQUIRE(wait_until([&] { return sp[0].runs > 100 && sp[1].runs > 100; }));
+  std::atomic<int> barriers{0};
+  std::thread waiter([&] {
+    for (int i = 0; i < 20; ++i) {
+      taskctx_barrier(&tc);
+      ++barriers;
+    }
+  });
+  const bool returned = wait_until([&] { return barriers == 20; }, 20s);
+  stop = true;
+  for (auto& d : dispatchers) d.join();
+  waiter.join();
+  CHECK(returned);
+  taskctx_barrier(&tc);
+  CHECK(tc.tc_serializer.load() == 0);
+}
+
+TEST_CASE("taskctx_barrier waits for every task queued before it, and for the runner to leave") {
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  holder h;
+  task ht = TASK_INITIALIZER(holder::run, &h);
+  std::thread runner([&] { task_dispatch(&tc, &ht); });
+  REQUIRE(wait_until([&] { return h.inside.load(); }));
+  kcont_test::slow_call queued;
+  task qt = TASK_INITIALIZER(kcont_test::slow_call::task_fn, &queued);
+  task_dispatch(&tc, &qt);  // queued behind the holder
+  std::atomic<bool> returned{false};
+  std::thread waiter([&] {
+    taskctx_barrier(&tc);
+    returned = true;
+  });
+  std::this_thread::sleep_for(10ms);
+  CHECK_FALSE(returned);
+  h.release = true;
+  waiter.join();
+  CHECK(queued.finished);
+  CHECK(tc.tc_serializer.load() == 0);  // nothing else dispatched: the runner has left
+  runner.join();
+}
+
 TEST_CASE("stress: never two runners, no task lost, per-thread order kept") {
   taskctx tc;
   taskctx_init(&tc, 0);

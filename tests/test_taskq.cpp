@@ -5,6 +5,8 @@
 #include <kcont/task.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -145,6 +147,135 @@ TEST_CASE(
   task t2 = TASK_INITIALIZER(self_barrier::run, &sb);
   task_add(tq, &t2);
   REQUIRE(wait_until([&] { return sb.done.load(); }));
+  taskq_destroy(tq);
+}
+
+namespace {
+
+// A barrier that hangs is a failed test, not a hung run: report and leave at once (the queue
+// cannot be destroyed while a barrier is stuck in it).
+void require_or_exit(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "FAILED: %s (hung; exiting)\n", what);
+  std::_Exit(1);
+}
+
+// Runs taskq_barrier(tq) on a thread of its own; done() tells whether it has returned.
+struct barrier_thread {
+  std::atomic<bool> returned{false};
+  std::thread th;
+  explicit barrier_thread(taskq* tq)
+      : th([this, tq] {
+          taskq_barrier(tq);
+          returned = true;
+        }) {}
+  ~barrier_thread() { th.join(); }
+};
+
+}  // namespace
+
+TEST_CASE("taskq_barrier waits for the tasks queued before it, not only the running ones") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  for (unsigned nthreads : {1u, 2u, 3u}) {
+    CAPTURE(nthreads);
+    taskq* tq = taskq_create("barq", nthreads, 0, TASKQ_MPSAFE);
+    // Every slot busy, then two slow tasks queued behind them.
+    std::vector<blocker> blockers(nthreads);
+    std::unique_ptr<task[]> holds(new task[nthreads]);
+    for (unsigned i = 0; i < nthreads; ++i) {
+      task_set(&holds[i], blocker::run, &blockers[i]);
+      task_add(tq, &holds[i]);
+    }
+    REQUIRE(wait_until([&] {
+      for (auto& b : blockers)
+        if (b.inside != 1) return false;
+      return true;
+    }));
+    kcont_test::slow_call queued[2];
+    task qt[2] = {TASK_INITIALIZER(kcont_test::slow_call::task_fn, &queued[0]),
+                  TASK_INITIALIZER(kcont_test::slow_call::task_fn, &queued[1])};
+    task_add(tq, &qt[0]);
+    task_add(tq, &qt[1]);
+    {
+      barrier_thread bar(tq);
+      std::this_thread::sleep_for(20ms);
+      CHECK_FALSE(bar.returned);  // the blockers still run
+      for (auto& b : blockers) b.release = true;
+      require_or_exit(wait_until([&] { return bar.returned.load(); }), "taskq_barrier returned");
+      CHECK(queued[0].finished);  // queued before the barrier: run and finished
+      CHECK(queued[1].finished);
+    }
+    // A task added after the barrier is not waited for.
+    blocker late;
+    task lt = TASK_INITIALIZER(blocker::run, &late);
+    task_add(tq, &lt);
+    REQUIRE(wait_until([&] { return late.inside == 1; }));
+    {
+      barrier_thread bar(tq);
+      std::this_thread::sleep_for(10ms);
+      CHECK_FALSE(bar.returned);  // it runs now: waited for
+      late.release = true;
+    }
+    taskq_destroy(tq);
+  }
+}
+
+TEST_CASE("two tasks of one taskq calling taskq_barrier at once do not deadlock") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  for (unsigned nthreads : {2u, 3u}) {
+    CAPTURE(nthreads);
+    taskq* tq = taskq_create("twobar", nthreads, 0, TASKQ_MPSAFE);
+    struct both {
+      taskq* tq;
+      std::atomic<int> arrived{0}, returned{0};
+      static void run(void* a) {
+        auto* p = static_cast<both*>(a);
+        ++p->arrived;
+        while (p->arrived < 2) std::this_thread::yield();  // both inside, then both barrier
+        taskq_barrier(p->tq);
+        ++p->returned;
+      }
+    } b{tq};
+    task t1 = TASK_INITIALIZER(both::run, &b);
+    task t2 = TASK_INITIALIZER(both::run, &b);
+    task_add(tq, &t1);
+    task_add(tq, &t2);
+    kcont_test::slow_call behind;  // queued behind the two: a third slot may run it meanwhile
+    task bt = TASK_INITIALIZER(kcont_test::slow_call::task_fn, &behind);
+    task_add(tq, &bt);
+    require_or_exit(wait_until([&] { return b.returned == 2; }), "both barriers returned");
+    taskq_barrier(tq);
+    CHECK(behind.finished);
+    taskq_destroy(tq);
+  }
+}
+
+TEST_CASE("taskq_barrier from a task of a 2-thread taskq waits for what the other slot runs") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  taskq* tq = taskq_create("selfbar2", 2, 0, TASKQ_MPSAFE);
+  struct caller {
+    taskq* tq;
+    kcont_test::slow_call* earlier;
+    std::atomic<bool> returned{false}, saw_finished{false};
+    static void run(void* a) {
+      auto* p = static_cast<caller*>(a);
+      while (!p->earlier->inside) std::this_thread::yield();
+      taskq_barrier(p->tq);
+      p->saw_finished = p->earlier->finished.load();
+      p->returned = true;
+    }
+  };
+  kcont_test::slow_call s;
+  task st = TASK_INITIALIZER(kcont_test::slow_call::task_fn, &s);
+  caller c{tq, &s};
+  task ct = TASK_INITIALIZER(caller::run, &c);
+  task_add(tq, &st);
+  task_add(tq, &ct);
+  require_or_exit(wait_until([&] { return c.returned.load(); }), "self barrier returned");
+  CHECK(c.saw_finished);
   taskq_destroy(tq);
 }
 

@@ -268,7 +268,10 @@ void softclock(void* arg) {
     if (!mpsafe) kernel_lock();
     {
       kcont::lockdebug::handler_scope scope(c);
-      func(farg);  // may re-arm, stop, halt or destroy (and free) c
+      // func may re-arm, stop, halt or destroy (and free) c; a throw is reported and c's
+      // state is settled as if func had returned.
+      machine::run_handler("callout handler", nullptr, machine::code_address(func),
+                           [func, farg] { func(farg); });
     }
     if (!mpsafe) kernel_unlock();
     lk.lock();

@@ -359,12 +359,19 @@ void run_queue(kqueue& q) {
     fell = false;
     kcont::machine::block_observer previous;
     if (q.gate != nullptr) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
+    bool returned;
     {
       kcont::lockdebug::handler_scope scope(kc);
-      fn(arg, kc);
+      returned = kcont::machine::run_handler(q.b->soft ? "kcont func (soft queue)"
+                                                       : "kcont func (thread queue)",
+                                             nullptr, kcont::machine::code_address(fn),
+                                             [fn, arg, kc] { fn(arg, kc); });
     }
     if (q.gate != nullptr) kcont::machine::set_thread_block_observer(previous);
     kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)
+    // A func that threw may have dropped its lock on the way out (a unique_lock unwinding):
+    // release only what this thread still holds.
+    if (!returned && held != nullptr && !mutex_owned(held)) held = nullptr;
     lk.lock();
     --q.running;
     kc->kc_runner = std::thread::id();

@@ -23,6 +23,7 @@
 #include "softint_run.h"
 
 #include <kcont/lockdebug.h>
+#include <kcont/machine_hooks.h>
 
 #include <kcont/softint.h>
 
@@ -163,7 +164,8 @@ void softint_run(cpu_info* ci, pending_node* n) {
     if (!sh->mpsafe) kernel_lock();
     {
       kcont::lockdebug::handler_scope scope(sh);
-      sh->fn(sh->arg);
+      machine::run_handler("softint handler", sh->level == level_hard ? "hard interrupt" : nullptr,
+                           machine::code_address(sh->fn), [sh] { sh->fn(sh->arg); });
     }
     if (!sh->mpsafe) kernel_unlock();
     ci->running_node = nullptr;

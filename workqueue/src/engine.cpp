@@ -33,8 +33,31 @@ const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privi
 struct worker {
   std::condition_variable cv;
   queue_instance* assigned = nullptr;  // guarded by the pool's mu
-  std::uint64_t runs = 0;              // this worker's run counter (run ids)
 };
+
+namespace {
+
+// A barrier's marker in a work list (instance_barrier). Never run: whoever takes it off the
+// list records how many tasks had been taken before it.
+struct barrier_marker {
+  task t;
+  bool passed = false;    // [q.mu] taken off the list
+  std::uint64_t seq = 0;  // [q.mu] q.started when it was taken
+};
+void marker_func(void*) {}
+
+// q.mu held, the marker at the head of q.work: takes it off.
+void pass_marker(queue_instance& q) {
+  task& t = q.work.front();
+  q.work.pop_front();
+  t.t_queue = nullptr;
+  t.t_flags.fetch_and(~TASK_ONQUEUE);
+  auto* m = static_cast<barrier_marker*>(t.t_arg);
+  m->passed = true;
+  m->seq = q.started;
+  q.idle_cv.notify_all();
+}
+}  // namespace
 
 struct overseer {
   std::mutex mu;
@@ -107,30 +130,30 @@ void pool::serve(queue_instance& q, worker* w) {
     // Elastic: once the blocked workers wake up, the extra ones leave.
     if (q.elastic && q.active > q.blocked + 1) break;
     task& t = q.work.front();
+    if (t.t_func == marker_func) {
+      pass_marker(q);
+      continue;
+    }
     q.work.pop_front();
     void (*fn)(void*) = t.t_func;  // copied: the task may be re-added or freed while it runs
     void* arg = t.t_arg;
     t.t_queue = nullptr;
     t.t_flags.fetch_and(~TASK_ONQUEUE);
-    const std::uint64_t id = ++w->runs;
-    q.running.push_back({w, std::this_thread::get_id(), &t, id});
+    const std::uint64_t id = ++q.started;
+    q.running.push_back({w, std::this_thread::get_id(), &t, id, false});
     ql.unlock();
     tl_serving.q = &q;
     if (!q.mpsafe) kernel_lock();
-    try {
+    {
       kcont::lockdebug::handler_scope by_queue(q.owner);
       kcont::lockdebug::handler_scope by_task(&t);
-      fn(arg);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "kcont: a task threw and was abandoned: %s\n", e.what());
-    } catch (...) {
-      std::fprintf(stderr, "kcont: a task threw a non-exception and was abandoned\n");
+      machine::run_handler("taskq task", q.name, machine::code_address(fn), [fn, arg] { fn(arg); });
     }
     if (!q.mpsafe) kernel_unlock();
     tl_serving.q = nullptr;
     ql.lock();
     auto it = std::find_if(q.running.begin(), q.running.end(),
-                           [&](const auto& s) { return s.w == w && s.run_id == id; });
+                           [&](const auto& s) { return s.seq == id; });
     q.running.erase(it);
     ++q.finished_runs;
     q.idle_cv.notify_all();
@@ -362,6 +385,47 @@ bool instance_is_mine(queue_instance& q) {
   std::lock_guard<std::mutex> lk(q.mu);
   return std::any_of(q.running.begin(), q.running.end(),
                      [](const auto& s) { return s.thread == std::this_thread::get_id(); });
+}
+
+void instance_barrier(queue_instance& q) {
+  const auto me = std::this_thread::get_id();
+  barrier_marker m{TASK_INITIALIZER(marker_func, nullptr)};
+  m.t.t_arg = &m;
+  std::unique_lock<std::mutex> lk(q.mu);
+  auto own_slot = [&]() -> queue_instance::running_slot* {
+    for (auto& s : q.running)
+      if (s.thread == me) return &s;
+    return nullptr;
+  };
+  m.t.t_flags.fetch_or(TASK_ONQUEUE);
+  m.t.t_queue = &q;
+  q.work.push_back(m.t);
+  const bool member = own_slot() != nullptr;
+  const std::uint64_t gen = q.barrier_gen;
+  if (member) {
+    own_slot()->in_barrier = true;
+    if (++q.barrier_members >= q.max_active) {  // every slot waits in a barrier
+      ++q.barrier_gen;
+      q.idle_cv.notify_all();
+    }
+  }
+  for (;;) {
+    if (member && q.barrier_gen != gen) break;
+    if (!m.passed && &q.work.front() == &m.t) pass_marker(q);  // no worker needed to pass it
+    if (m.passed && std::none_of(q.running.begin(), q.running.end(), [&](const auto& s) {
+          return s.seq <= m.seq && s.thread != me && !s.in_barrier;
+        }))
+      break;
+    q.idle_cv.wait(lk);
+  }
+  if (!m.passed) {  // released by the generation: the marker must not outlive us
+    q.work.erase(q.work.iterator_to(m.t));
+    m.t.t_flags.fetch_and(~TASK_ONQUEUE);
+  }
+  if (member) {
+    own_slot()->in_barrier = false;
+    --q.barrier_members;
+  }
 }
 
 void worker_blocking_begin() {

@@ -64,6 +64,7 @@ struct queue_instance {
   // up to max_active; a worker that finds more unblocked workers than one leaves.
   bool elastic = false;
   const void* owner = nullptr;  // the taskq or workqueue (lockdebug names handlers by it)
+  const char* name = nullptr;   // the taskq's or workqueue's name (exception reports)
 
   std::mutex mu;
   std::condition_variable idle_cv;  // a task finished (barriers, destroy)
@@ -71,15 +72,21 @@ struct queue_instance {
   task_list work;
   unsigned active = 0;              // see the invariants above
   std::uint64_t finished_runs = 0;  // tasks completed
+  std::uint64_t started = 0;        // tasks taken off `work`: a run's sequence number
 
   // Workers serving this instance now, and what they run (barriers look here).
   struct running_slot {
     const worker* w;
     std::thread::id thread;
-    const task* t;  // the task object as queued (copied before the call)
-    std::uint64_t run_id;
+    const task* t;      // the task object as queued (copied before the call)
+    std::uint64_t seq;  // `started` when it was taken
+    bool in_barrier;    // waiting in instance_barrier on this instance
   };
   std::vector<running_slot> running;
+
+  // Barriers called from this instance's own tasks (see instance_barrier).
+  unsigned barrier_members = 0;  // own tasks waiting in a barrier now
+  std::uint64_t barrier_gen = 0;  // bumped when every slot is such a task
 };
 
 struct engine_stats {
@@ -127,6 +134,14 @@ bool instance_wait_not_running(queue_instance& q, const task* t);
 void instance_drain(queue_instance& q);
 // Whether this thread is running one of q's tasks.
 bool instance_is_mine(queue_instance& q);
+// OpenBSD's taskq_barrier: returns once every task queued on q before the call, and every
+// task running then, has finished. A marker goes to the tail of the work list; the worker
+// that reaches it (or the barrier itself, once it is at the head) notes how many tasks had
+// been taken, and the barrier waits for those runs. Called from one of q's own tasks, that
+// task counts as finished, and so does every task of q waiting in a barrier of q (it has
+// reached a barrier, as OpenBSD's threads do); when every one of q's max_active slots is held
+// by a task waiting in a barrier, no one could run what is queued and they all return.
+void instance_barrier(queue_instance& q);
 
 // The blocking hooks (installed as the machine's blocking hooks when an engine exists).
 void worker_blocking_begin();

@@ -6,14 +6,22 @@
 // contender that queued after the runner's last look has bumped the count, the CAS fails and
 // the runner looks again. A contender queues before it bumps, so whatever it queued is seen by
 // the runner's next look: no task is stranded in the window between enter and leave.
+//
+// taskctx_barrier queues a barrier task behind everything queued. The thread inside that
+// reaches it does not run it: it keeps it and signals the barrier once it no longer touches
+// the context — when it leaves, or when it has taken the next task (work dispatched after the
+// barrier: the context lives on, and whoever frees it must stop dispatching first). No one
+// polls, and continuous dispatching cannot hold a barrier back.
+//
+// A task that throws is reported (the exception policy, <kcont/runtime.h>) and abandoned; the
+// runner carries on with the queue and leaves as usual, so the context is never left entered.
 #include <kcont/lockdebug.h>
+#include <kcont/machine_hooks.h>
 #include <kcont/task.h>
 
-#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 
 namespace {
 
@@ -44,16 +52,54 @@ bool taskctx_next_work(taskctx* tc, void (*&fn)(void*), void*& arg) {
   return true;
 }
 
+// A barrier waiting on its stack until the runner that reached its task is done with the
+// context. The runner chains reached barriers through `next` and signals them together.
+struct barrier_state {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  barrier_state* next = nullptr;
+};
+
+// The barrier task's function: never called, only recognised by the runner.
+void barrier_task(void*) {}
+
+// Signals every barrier in the chain. The waiter may free its state as soon as it sees done.
+void signal_barriers(barrier_state* b) {
+  while (b != nullptr) {
+    barrier_state* next = b->next;
+    std::lock_guard<std::mutex> lk(b->mu);
+    b->done = true;
+    b->cv.notify_all();
+    b = next;
+  }
+}
+
+void run_task(taskctx* tc, void (*fn)(void*), void* arg) {
+  kcont::lockdebug::handler_scope scope(tc);
+  kcont::machine::run_handler("taskctx task", nullptr, kcont::machine::code_address(fn),
+                              [fn, arg] { fn(arg); });
+}
+
 // Runs queued work until the context can be left. The caller is inside (count >= 1).
 void taskctx_drain(taskctx* tc) {
+  barrier_state* reached = nullptr;  // barrier tasks taken, to signal once we are done with tc
   do {
     void (*fn)(void*);
     void* arg;
     while (taskctx_next_work(tc, fn, arg)) {
-      kcont::lockdebug::handler_scope scope(tc);
-      fn(arg);
+      if (fn == barrier_task) {
+        auto* b = static_cast<barrier_state*>(arg);
+        b->next = reached;
+        reached = b;
+        continue;
+      }
+      signal_barriers(reached);  // work dispatched after them: the context lives on
+      reached = nullptr;
+      run_task(tc, fn, arg);
     }
   } while (!taskctx_leave(tc));
+  signal_barriers(reached);  // left: this thread no longer touches tc
 }
 
 void taskctx_run(taskctx* tc) {
@@ -62,19 +108,6 @@ void taskctx_run(taskctx* tc) {
   tl_running_ctx = tc;
   taskctx_drain(tc);
   tl_running_ctx = outer;
-}
-
-struct barrier_state {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-};
-
-void barrier_task(void* p) {
-  auto* b = static_cast<barrier_state*>(p);
-  std::lock_guard<std::mutex> lk(b->mu);
-  b->done = true;
-  b->cv.notify_all();
 }
 
 }  // namespace
@@ -108,10 +141,7 @@ void task_dispatch(taskctx* tc, task* t) {
     tl_running_ctx = tc;
     void (*fn)(void*) = t->t_func;  // copied: the task may be re-dispatched or freed by fn
     void* arg = t->t_arg;
-    {
-      kcont::lockdebug::handler_scope scope(tc);
-      fn(arg);
-    }
+    run_task(tc, fn, arg);
     if (!taskctx_leave(tc)) taskctx_drain(tc);
     tl_running_ctx = outer;
     return;
@@ -147,16 +177,6 @@ void taskctx_barrier(taskctx* tc) {
     tc->tc_worklist.push_back(t);
   }
   taskctx_run(tc);
-  {
-    std::unique_lock<std::mutex> lk(b.mu);
-    b.cv.wait(lk, [&] { return b.done; });
-  }
-  // The thread that ran the barrier task still touches the context until it leaves it; wait
-  // for that too, so that the caller may free the context once no one dispatches any more.
-  for (int spins = 0; tc->tc_serializer.load() != 0; ++spins) {
-    if (spins < 64)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
+  std::unique_lock<std::mutex> lk(b.mu);
+  b.cv.wait(lk, [&] { return b.done; });
 }

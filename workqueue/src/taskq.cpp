@@ -47,6 +47,7 @@ queue_instance& instance(taskq* tq) {
     auto& eng = kcont::detail::engine_of(kcont::runtime::default_runtime());
     tq->q = new queue_instance(eng, kDefaultPriority, 1, tq->mpsafe, -1);
     tq->q->owner = tq;
+    tq->q->name = tq->name;
   });
   if (!tq->q) misuse("use of a destroyed taskq", tq);
   return *tq->q;
@@ -70,6 +71,7 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
     auto& eng = kcont::detail::engine_of(kcont::runtime::current());
     tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
     tq->q->owner = tq;
+    tq->q->name = tq->name;
   });
   return tq;
 }
@@ -101,17 +103,7 @@ int task_del(taskq* tq, task* t) {
 void taskq_barrier(taskq* tq) {
   queue_instance& q = instance(tq);
   kcont::lockdebug::check_wait("taskq_barrier", tq);
-  std::unique_lock<std::mutex> lk(q.mu);
-  // Every run in progress now, except our own (a barrier from a task counts itself as done).
-  std::vector<std::pair<std::thread::id, std::uint64_t>> waiting;
-  for (const auto& s : q.running)
-    if (s.thread != std::this_thread::get_id()) waiting.push_back({s.thread, s.run_id});
-  q.idle_cv.wait(lk, [&] {
-    return std::none_of(q.running.begin(), q.running.end(), [&](const auto& s) {
-      return std::find(waiting.begin(), waiting.end(), std::make_pair(s.thread, s.run_id)) !=
-             waiting.end();
-    });
-  });
+  kcont::detail::instance_barrier(q);
 }
 
 void taskq_del_barrier(taskq* tq, task* t) {

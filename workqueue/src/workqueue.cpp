@@ -37,7 +37,9 @@ namespace {
 void run_work(void* p) {
   auto* wk = static_cast<work*>(p);
   auto* wq = static_cast<workqueue*>(wk->wk_wq);
-  wq->func(wk, wq->arg);
+  // Caught here rather than by the engine, so that the report names the workqueue's function.
+  kcont::machine::run_handler("workqueue item", wq->name, kcont::machine::code_address(wq->func),
+                              [wk, wq] { wq->func(wk, wq->arg); });
 }
 
 }  // namespace
@@ -65,6 +67,7 @@ int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void
   for (auto& q : wq->queues) {
     q->elastic = elastic;
     q->owner = wq;
+    q->name = wq->name;
   }
   *wqp = wq;
   return 0;

@@ -77,3 +77,31 @@ enum class layer : unsigned { callout = 0, workqueue, kcont, net, count };
 void* layer_state(runtime& rt, layer which, void* (*create)(runtime&), void (*destroy)(void*));
 
 }  // namespace kcont::machine
+
+namespace kcont::machine {
+
+// The exception policy (see <kcont/runtime.h>): called from a catch block around a handler;
+// reports std::current_exception() once with `kind` ("softint", "callout", "taskq task", ...),
+// `queue` (a name, or nullptr) and `fn` (the handler's function, named with dladdr), then
+// returns, or aborts under exception_policy::abort.
+void handler_threw(const char* kind, const char* queue, const void* fn) noexcept;
+
+// A function pointer as the address handler_threw names.
+template <class R, class... A>
+const void* code_address(R (*fn)(A...)) noexcept {
+  return reinterpret_cast<const void*>(fn);
+}
+
+// Runs f(); if it throws, applies the policy and returns false.
+template <class F>
+bool run_handler(const char* kind, const char* queue, const void* fn, F&& f) noexcept {
+  try {
+    f();
+    return true;
+  } catch (...) {
+    handler_threw(kind, queue, fn);
+    return false;
+  }
+}
+
+}  // namespace kcont::machine

@@ -166,3 +166,23 @@ unsigned kcont_ncpu();                 // runtime::current().ncpu()
 // it, as in the kernels. Recursive.
 void kernel_lock();
 void kernel_unlock();
+
+namespace kcont {
+
+// What kcont does when a handler it runs (softint, callout, task of a taskq or taskctx,
+// workqueue item, kcont func, a function posted through the Asio executors) exits with an
+// exception. One policy for every kind:
+//   report (default): the exception is reported once on stderr, naming the handler kind, its
+//     queue and function, and the handler is abandoned as if it had returned: whatever kcont
+//     held for it is released (the kernel lock, a taskctx, a kcont's lock and INVOKING, the
+//     worker) and the queue goes on with its next work.
+//   abort: the same report, then std::abort() (for those who prefer a core dump).
+// Process-wide; the environment variable KCONT_ON_EXCEPTION=report|abort sets it at the first
+// report (anything else is refused with a message and abort). set_exception_policy overrides.
+enum class exception_policy { report, abort };
+void set_exception_policy(exception_policy policy);
+exception_policy current_exception_policy();
+// How many handler exceptions have been reported in this process.
+std::uint64_t handler_exceptions();
+
+}  // namespace kcont

@@ -8,10 +8,14 @@
 //
 // task_set follows the 2015 diff and today's OpenBSD: one argument, fn(arg).
 //
-// taskctx_barrier returns once every task running or queued when it was called has run and
-// no thread is inside the context any more (under continuous dispatches from other threads
-// it waits for a gap). Lifetime: the thread inside touches the taskctx until it has left it;
-// stop dispatching, then taskctx_barrier, before freeing a taskctx.
+// taskctx_barrier returns once every task running or queued when it was called has run, and
+// the thread that ran them has either left the context or gone on to a task dispatched after
+// the barrier (so continuous dispatching from other threads never holds it back; nothing
+// polls). Lifetime: stop dispatching, then taskctx_barrier; after that no thread touches the
+// taskctx and it may be freed.
+//
+// A task that throws is reported and abandoned (the exception policy, <kcont/runtime.h>): the
+// thread leaves the context as if the task had returned, and the queued tasks still run.
 //
 // Context: task_dispatch may be called from any thread, including CPU loop threads (the
 // task then runs there and must not block). taskctx_barrier sleeps; calling it from a task
@@ -69,7 +73,8 @@ void taskctx_barrier(taskctx* tc);
 // that task counts as finished); taskq_del_barrier deletes t and waits until t no longer runs
 // (from t itself: aborts with a message). taskq_destroy waits until every queued task has run.
 // systq (kernel lock held) and systqmp (no kernel lock) are single-threaded queues of the
-// default runtime. A task that throws is reported on stderr and abandoned; the queue goes on.
+// default runtime. A task that throws is reported and abandoned (the exception policy,
+// <kcont/runtime.h>); the queue goes on.
 struct taskq;
 
 inline constexpr unsigned TASKQ_MPSAFE = 1u << 0;
