@@ -362,10 +362,9 @@ void run_queue(kqueue& q) {
     bool returned;
     {
       kcont::lockdebug::handler_scope scope(kc);
-      returned = kcont::machine::run_handler(q.b->soft ? "kcont func (soft queue)"
-                                                       : "kcont func (thread queue)",
-                                             nullptr, kcont::machine::code_address(fn),
-                                             [fn, arg, kc] { fn(arg, kc); });
+      returned = kcont::machine::run_handler(
+          q.b->soft ? "kcont func (soft queue)" : "kcont func (thread queue)", nullptr,
+          kcont::machine::code_address(fn), [fn, arg, kc] { fn(arg, kc); });
     }
     if (q.gate != nullptr) kcont::machine::set_thread_block_observer(previous);
     kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)

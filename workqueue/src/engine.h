@@ -85,7 +85,7 @@ struct queue_instance {
   std::vector<running_slot> running;
 
   // Barriers called from this instance's own tasks (see instance_barrier).
-  unsigned barrier_members = 0;  // own tasks waiting in a barrier now
+  unsigned barrier_members = 0;   // own tasks waiting in a barrier now
   std::uint64_t barrier_gen = 0;  // bumped when every slot is such a task
 };
 
