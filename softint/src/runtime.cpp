@@ -440,18 +440,37 @@ std::uint64_t runtime::pending_work() const {
 }
 
 namespace {
+// The default runtime, never freed: it is used until the process ends. At exit it is stopped
+// (drained), and static destructors that run after that may still use it: the first use
+// starts it again and registers another stop (exit runs handlers registered while it runs).
 runtime* g_default = nullptr;
 std::once_flag g_default_once;
+std::atomic<bool> g_default_stopped_at_exit{false};
+std::mutex g_default_restart_mu;  // constant-initialised
+
+void stop_default_at_exit() {
+  cpu_info* self = detail::this_thread_cpu();
+  if (self != nullptr && self->rt->face == g_default) return;  // exit() from one of its CPUs
+  g_default->stop();
+  g_default_stopped_at_exit.store(true);
+}
+
+void restart_default_after_exit() {
+  std::lock_guard<std::mutex> lk(g_default_restart_mu);
+  if (!g_default_stopped_at_exit.load()) return;
+  g_default->start();
+  g_default_stopped_at_exit.store(false);
+  std::atexit(stop_default_at_exit);
+}
 }  // namespace
 
 runtime& runtime::default_runtime() {
   std::call_once(g_default_once, [] {
-    g_default = new runtime(runtime_config::from_env());  // never freed: used until exit
-    std::atexit([] {
-      cpu_info* self = detail::this_thread_cpu();
-      if (self == nullptr || self->rt->face != g_default) g_default->stop();
-    });
+    g_default = new runtime(runtime_config::from_env());
+    std::atexit(stop_default_at_exit);
   });
+  if (g_default_stopped_at_exit.load(std::memory_order_relaxed)) [[unlikely]]
+    restart_default_after_exit();
   return *g_default;
 }
 
@@ -528,11 +547,15 @@ unsigned kcont_ncpu() {
 }
 
 namespace {
-std::recursive_mutex g_kernel_lock;
+// Never destroyed: handlers run by static destructors may still take it.
+std::recursive_mutex& the_kernel_lock() {
+  static auto* m = new std::recursive_mutex;
+  return *m;
 }
+}  // namespace
 void kernel_lock() {
-  g_kernel_lock.lock();
+  the_kernel_lock().lock();
 }
 void kernel_unlock() {
-  g_kernel_lock.unlock();
+  the_kernel_lock().unlock();
 }

@@ -64,17 +64,23 @@ namespace {
 // Live cookies, so that disestablishing an unknown or already disestablished cookie is
 // reported instead of touching freed memory. Establish and disestablish only (not the
 // schedule path).
-std::mutex g_live_mu;
-std::unordered_set<void*> g_live;
+// Built on first use and never destroyed: softints may be established by constructors of
+// namespace-scope objects (before this file's statics are initialised) and disestablished by
+// static destructors (after they are gone).
+std::mutex g_live_mu;  // constant-initialised
+std::unordered_set<void*>& live_cookies() {
+  static auto* set = new std::unordered_set<void*>;
+  return *set;
+}
 
 void register_live(void* cookie) {
   std::lock_guard<std::mutex> lk(g_live_mu);
-  g_live.insert(cookie);
+  live_cookies().insert(cookie);
 }
 
 void unregister_live(void* cookie) {
   std::lock_guard<std::mutex> lk(g_live_mu);
-  if (g_live.erase(cookie) == 0)
+  if (live_cookies().erase(cookie) == 0)
     misuse("softint_disestablish called twice, or with a cookie softint_establish never returned");
 }
 
