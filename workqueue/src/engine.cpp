@@ -163,6 +163,9 @@ void pool::serve(queue_instance& q, worker* w) {
 }
 
 void pool::worker_main(worker* w) {
+  // Kernel-style calls made by the work this thread runs (kpause, curcpu, task_add, ...) act
+  // on the runtime the worker belongs to, never on the default runtime.
+  runtime_scope scope(eng.rt);
   char name[16];
   std::snprintf(name, sizeof name, "kcont/w%u%s", cpu, kPriorityName[prio]);
   ::pthread_setname_np(::pthread_self(), name);
