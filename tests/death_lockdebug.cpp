@@ -116,6 +116,15 @@ const std::map<std::string, std::function<void()>> lockdebug_cases = {
        mutex_enter(&tw.l.lock);
        workqueue_wait(tw.wq, &tw.wk);
      }},
+    {"lockdebug_workqueue_wait_reenqueued",
+     [] {
+       kcont::runtime rt(two_cpus());
+       kcont::runtime_scope scope(rt);
+       taught_workqueue tw;
+       workqueue_enqueue(tw.wq, &tw.wk, nullptr);  // again: what it learned must be kept
+       mutex_enter(&tw.l.lock);
+       workqueue_wait(tw.wq, &tw.wk);
+     }},
     {"lockdebug_workqueue_destroy",
      [] {
        kcont::runtime rt(two_cpus());

@@ -39,6 +39,42 @@ void throw_from_a_softint() {
 }
 
 const std::map<std::string, std::function<void()>> cases = {
+    {"callout_init_pending",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       static callout c;
+       callout_init(&c, CALLOUT_MPSAFE);
+       callout_reset(
+           &c, 100000, [](void*) {}, nullptr);
+       callout_init(&c, CALLOUT_MPSAFE);
+     }},
+    {"taskq_destroy_twice",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       taskq* tq = taskq_create("twice", 1, 0, TASKQ_MPSAFE);
+       taskq_destroy(tq);
+       taskq_destroy(tq);
+     }},
+    {"softint_schedule_after_disestablish",
+     [] {
+       kcont::runtime rt(one_cpu());
+       void* si = softint_establish_rt(
+           rt, SOFTINT_NET | SOFTINT_MPSAFE, [](void*) {}, nullptr);
+       softint_disestablish(si);
+       softint_schedule_cpu(si, rt.cpu(0));
+     }},
+    {"softint_schedule_after_disestablish_again",
+     [] {  // misuse twice in a row: the first schedule must already be caught
+       kcont::runtime rt(one_cpu());
+       void* si = softint_establish_rt(
+           rt, SOFTINT_NET | SOFTINT_MPSAFE, [](void*) {}, nullptr);
+       softint_disestablish(si);
+       kcont::runtime_scope scope(rt);
+       softint_schedule(si);
+       softint_schedule(si);
+     }},
     {"exception_policy_abort",
      [] {
        ::setenv("KCONT_ON_EXCEPTION", "abort", 1);

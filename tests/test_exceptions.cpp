@@ -27,43 +27,9 @@
 using namespace std::chrono_literals;
 using kcont_test::wait_until;
 
+using kcont_test::stderr_capture;
+
 namespace {
-
-// Sends this process's stderr to a file until destroyed; text() reads what was written.
-class stderr_capture {
- public:
-  stderr_capture() {
-    std::fflush(stderr);
-    saved_ = ::dup(2);
-    std::snprintf(path_, sizeof path_, "/tmp/kcont-stderr-XXXXXX");
-    int fd = ::mkstemp(path_);
-    REQUIRE(fd >= 0);
-    ::dup2(fd, 2);
-    ::close(fd);
-  }
-  ~stderr_capture() {
-    std::fflush(stderr);
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    ::unlink(path_);
-  }
-  std::string text() const {
-    std::fflush(stderr);
-    std::ifstream in(path_);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  }
-  // How many times `needle` occurs in what was written.
-  int count(const std::string& needle) const {
-    const std::string t = text();
-    int n = 0;
-    for (auto at = t.find(needle); at != std::string::npos; at = t.find(needle, at + 1)) ++n;
-    return n;
-  }
-
- private:
-  int saved_ = -1;
-  char path_[64];
-};
 
 // Waits until `n` more exceptions than `before` have been reported.
 bool reported(std::uint64_t before, std::uint64_t n = 1) {

@@ -3,9 +3,15 @@
 
 #include <dirent.h>
 #include <kcont/runtime.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
 
 namespace kcont_test {
@@ -53,5 +59,41 @@ inline int process_threads() {
   }
   return n;
 }
+
+// Sends this process's stderr to a file until destroyed; text() reads what was written.
+class stderr_capture {
+ public:
+  stderr_capture() {
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    std::snprintf(path_, sizeof path_, "/tmp/kcont-stderr-XXXXXX");
+    int fd = ::mkstemp(path_);
+    if (fd < 0) std::abort();
+    ::dup2(fd, 2);
+    ::close(fd);
+  }
+  ~stderr_capture() {
+    std::fflush(stderr);
+    ::dup2(saved_, 2);
+    ::close(saved_);
+    ::unlink(path_);
+  }
+  std::string text() const {
+    std::fflush(stderr);
+    std::ifstream in(path_);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  // How many times `needle` occurs in what was written.
+  int count(const std::string& needle) const {
+    const std::string t = text();
+    int n = 0;
+    for (auto at = t.find(needle); at != std::string::npos; at = t.find(needle, at + 1)) ++n;
+    return n;
+  }
+
+ private:
+  int saved_ = -1;
+  char path_[64];
+};
 
 }  // namespace kcont_test

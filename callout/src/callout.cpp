@@ -311,6 +311,10 @@ using namespace kcont::detail;
 void callout_init(::callout* c, unsigned flags) {
   if (c == nullptr) misuse("NULL callout", c);
   if ((flags & ~CALLOUT_MPSAFE) != 0) misuse("callout_init with unknown flags", c);
+  // Initialising a callout that is still armed would corrupt its wheel (its links are reset
+  // while a bucket holds them). Read without a lock: if anyone still used it, that is the bug.
+  if (c->c_magic == kMagic && (c->c_flags & F_PENDING) != 0)
+    misuse("callout_init of a pending callout (callout_stop or callout_halt it first)", c);
   new (&c->c_link) boost::intrusive::list_member_hook<>();
   c->c_func = nullptr;
   c->c_arg = nullptr;

@@ -41,6 +41,7 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 namespace {
@@ -160,10 +161,14 @@ std::unique_ptr<binding> make_binding(kcont::runtime& rt, bool soft, unsigned le
   }
   if (soft) {
     b->softint = softint_establish_rt(rt, level_or_pri | SOFTINT_MPSAFE, soft_drain, b.get());
+    if (b->softint == nullptr)
+      throw std::system_error(errno, std::generic_category(), "kcont: softint_establish");
   } else {
     int flags = WQ_MPSAFE | (percpu ? WQ_PERCPU : 0);
-    workqueue_create(&b->wq, "kcont", thread_drain, nullptr, static_cast<pri_t>(level_or_pri), 0,
-                     flags);
+    if (int e = workqueue_create(&b->wq, "kcont", thread_drain, nullptr,
+                                 static_cast<pri_t>(level_or_pri), 0, flags);
+        e != 0)
+      throw std::system_error(e, std::generic_category(), "kcont: workqueue_create");
   }
   return b;
 }
@@ -191,10 +196,17 @@ struct runtime_state {
 void* create_state(kcont::runtime& rt) {
   auto* st = new runtime_state;
   st->gates = std::make_unique<level_gate[]>(rt.ncpu());
-  for (int k = 0; k < 8; ++k)
-    st->predefined[k] =
-        k < 4 ? make_binding(rt, true, kSoftLevel[k], true)
-              : make_binding(rt, false, static_cast<unsigned>(k - 4), true, st->gates.get());
+  try {
+    for (int k = 0; k < 8; ++k)
+      st->predefined[k] =
+          k < 4 ? make_binding(rt, true, kSoftLevel[k], true)
+                : make_binding(rt, false, static_cast<unsigned>(k - 4), true, st->gates.get());
+  } catch (...) {  // no thread or memory for a queue: undo what was made (kcont_init: EAGAIN)
+    for (auto& b : st->predefined)
+      if (b) free_binding(b.release());
+    delete st;
+    throw;
+  }
   return st;
 }
 void destroy_state(void* p) {
@@ -462,7 +474,15 @@ int kcont_init(kcont_t* kc, kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, v
                int flags) {
   if (kc == nullptr || wq == nullptr || func == nullptr || flags != 0) return EINVAL;
   kcont::runtime& rt = kcont::runtime::current();
-  binding& b = binding_of(wq, rt);
+  binding* bp;
+  try {
+    bp = &binding_of(wq, rt);
+  } catch (const std::system_error& e) {  // the runtime's queues could not be made
+    return e.code().value() != 0 ? e.code().value() : EAGAIN;
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
+  binding& b = *bp;
   new (&kc->kc_link) boost::intrusive::list_member_hook<>();
   kc->kc_wq = wq;
   kc->kc_lock.store(lock);
@@ -661,16 +681,31 @@ kcont_wq_t* kcont_workqueue_acquire(pri_t pri, int flags) {
     return nullptr;
   }
   kcont::runtime& rt = kcont::runtime::current();
-  runtime_state& st = state_of(rt);
-  std::lock_guard<std::mutex> lk(st.acquire_mu);
-  kcont_wq*& wq = st.acquired[{pri, flags}];
-  if (wq == nullptr) {
-    wq = new kcont_wq{8, pri, flags};
-    const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
-    wq->acquired = make_binding(rt, false, level, (flags & WQ_PERCPU) != 0).release();
+  auto fail = [](const std::system_error& e) -> kcont_wq_t* {  // no thread for its workers
+    errno = e.code().value() != 0 ? e.code().value() : EAGAIN;
+    return nullptr;
+  };
+  runtime_state* st;
+  try {
+    st = &state_of(rt);
+  } catch (const std::system_error& e) {
+    return fail(e);
   }
-  ++wq->refs;
-  return wq;
+  std::lock_guard<std::mutex> lk(st->acquire_mu);
+  kcont_wq*& slot = st->acquired[{pri, flags}];
+  if (slot == nullptr) {
+    auto wq = std::make_unique<kcont_wq>(kcont_wq{8, pri, flags});
+    const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
+    try {
+      wq->acquired = make_binding(rt, false, level, (flags & WQ_PERCPU) != 0).release();
+    } catch (const std::system_error& e) {
+      st->acquired.erase({pri, flags});
+      return fail(e);
+    }
+    slot = wq.release();
+  }
+  ++slot->refs;
+  return slot;
 }
 
 int kcont_workqueue_release(kcont_wq_t* wq) {

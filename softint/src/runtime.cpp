@@ -92,6 +92,22 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
 }
 
 runtime_impl::~runtime_impl() {
+  if (!running()) {
+    // Stopped with work parked on its CPUs: it will never run. Say so rather than drop it.
+    std::uint64_t parked = 0;
+    {
+      std::lock_guard<std::mutex> lk(state_mu);
+      for (const auto& ci : cpus_)
+        if (!ci->loop_running)
+          for (auto& q : ci->queues) parked += q.count();
+    }
+    if (parked != 0)
+      std::fprintf(stderr,
+                   "kcont: runtime destroyed while stopped with %llu softint instance(s) parked "
+                   "on its CPUs; they never ran (start() it again, or call stop() on a running "
+                   "runtime, to run them before destroying it)\n",
+                   static_cast<unsigned long long>(parked));
+  }
   stop();
   for (int i = 3; i >= 0; --i) {  // highest layer first
     if (void* st = layers[i].state.exchange(nullptr)) layers[i].destroy(st);

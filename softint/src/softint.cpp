@@ -31,6 +31,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <memory>
 #include <stdexcept>
 #include <unordered_set>
@@ -48,6 +49,7 @@ struct softint_handle {
   bool mpsafe;
   runtime_impl* rt;
   std::atomic<bool> dying{false};
+  std::atomic<bool> gone{false};  // disestablished: the cookie is stale (kept in quarantine)
   // Orphaned by a self-disestablish: nodes still queued or running, plus one while the
   // disestablisher counts them. Whoever drops it to 0 frees the handle.
   std::atomic<unsigned> orphan_refs{0};
@@ -112,10 +114,38 @@ bool level_of(unsigned flags, unsigned& lvl) {
   }
 }
 
+// A disestablished handle is not freed at once: it is marked gone and kept among the last
+// kQuarantine ones, so that scheduling a stale cookie (softint_schedule after
+// softint_disestablish) is reported instead of writing to freed memory. Older ones are freed.
+constexpr std::size_t kQuarantine = 128;
+
 void free_handle(softint_handle* sh) {
   sh->rt->established_softints.fetch_sub(1);
   kcont::lockdebug::forget(sh);
-  delete sh;
+  sh->gone.store(true, std::memory_order_release);
+  softint_handle* oldest = nullptr;
+  {
+    std::lock_guard<std::mutex> lk(g_live_mu);
+    static auto* ring = new std::deque<softint_handle*>;  // never destroyed (static dtors)
+    ring->push_back(sh);
+    if (ring->size() > kQuarantine) {
+      oldest = ring->front();
+      ring->pop_front();
+    }
+  }
+  delete oldest;
+}
+
+// The hot path's only extra look: a bool in a cache line it reads anyway.
+softint_handle* live_handle(void* cookie, const char* call) {
+  softint_handle* sh = handle_of(cookie);
+  if (sh->gone.load(std::memory_order_relaxed)) [[unlikely]] {
+    std::fprintf(stderr,
+                 "kcont: softint misuse: %s of a softint that was disestablished (stale cookie)\n",
+                 call);
+    std::abort();
+  }
+  return sh;
 }
 
 void release_orphan(softint_handle* sh) {
@@ -224,12 +254,12 @@ void* softint_establish(unsigned flags, void (*func)(void*), void* arg) {
 }
 
 void softint_schedule(void* cookie) {
-  softint_handle* sh = kcont::detail::handle_of(cookie);
+  softint_handle* sh = kcont::detail::live_handle(cookie, "softint_schedule");
   kcont::detail::schedule_on(sh, sh->rt->current_cpu());
 }
 
 void softint_schedule_cpu(void* cookie, cpu_info* ci) {
-  softint_handle* sh = kcont::detail::handle_of(cookie);
+  softint_handle* sh = kcont::detail::live_handle(cookie, "softint_schedule_cpu");
   if (ci == nullptr) kcont::detail::misuse("softint_schedule_cpu with a NULL cpu_info");
   if (ci->rt != sh->rt) kcont::detail::misuse("softint_schedule_cpu with a CPU of another runtime");
   kcont::detail::schedule_on(sh, ci);

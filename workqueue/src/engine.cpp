@@ -267,6 +267,21 @@ struct engine_overseers {
   std::vector<std::unique_ptr<overseer>> list;
 };
 
+namespace {
+// Stops and joins every overseer whose thread was started.
+void stop_overseers(engine_overseers* ovs) {
+  for (auto& o : ovs->list) {
+    if (!o->thread.joinable()) continue;
+    {
+      std::lock_guard<std::mutex> lk(o->mu);
+      o->stopping = true;
+      o->cv.notify_all();
+    }
+    o->thread.join();
+  }
+}
+}  // namespace
+
 engine::engine(runtime& r) : rt(r) {
   static_assert(sizeof(pool) > 0);
   auto* ovs = new engine_overseers;
@@ -275,24 +290,23 @@ engine::engine(runtime& r) : rt(r) {
     for (unsigned p = 0; p < kPriorities; ++p)
       pools_.push_back(std::make_unique<pool>(*this, c, p, *ovs->list.back()));
   }
-  for (unsigned c = 0; c < rt.ncpu(); ++c) {
-    std::vector<pool*> mine;
-    for (unsigned p = 0; p < kPriorities; ++p) mine.push_back(&pool_of(c, p));
-    ovs->list[c]->thread = std::thread(overseer_main, this, ovs->list[c].get(), mine);
+  try {
+    for (unsigned c = 0; c < rt.ncpu(); ++c) {
+      std::vector<pool*> mine;
+      for (unsigned p = 0; p < kPriorities; ++p) mine.push_back(&pool_of(c, p));
+      ovs->list[c]->thread = std::thread(overseer_main, this, ovs->list[c].get(), mine);
+    }
+  } catch (...) {  // a thread could not be made: undo, and let the face answer EAGAIN
+    stop_overseers(ovs);
+    delete ovs;
+    throw;
   }
   overseers_ = ovs;
 }
 
 engine::~engine() {
   auto* ovs = static_cast<engine_overseers*>(overseers_);
-  for (auto& o : ovs->list) {
-    {
-      std::lock_guard<std::mutex> lk(o->mu);
-      o->stopping = true;
-      o->cv.notify_all();
-    }
-    o->thread.join();
-  }
+  stop_overseers(ovs);
   for (auto& p : pools_) {
     std::unique_lock<std::mutex> lk(p->mu);
     p->stopping = true;

@@ -13,7 +13,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
+#include <system_error>
+#include <unordered_set>
 
 namespace {
 constexpr unsigned TASK_ONQUEUE = 1;
@@ -41,6 +44,23 @@ using kcont::detail::queue_instance;
   std::abort();
 }
 
+// Live taskqs (made by taskq_create, not yet destroyed), so that taskq_destroy of a taskq
+// destroyed already is answered with a message instead of a double free. Create and destroy
+// only (not the task_add path). Built on first use, never destroyed (static destructors).
+std::mutex g_live_mu;  // constant-initialised
+std::unordered_set<const taskq*>& live_taskqs() {
+  static auto* set = new std::unordered_set<const taskq*>;
+  return *set;
+}
+void register_live(const taskq* tq) {
+  std::lock_guard<std::mutex> lk(g_live_mu);
+  live_taskqs().insert(tq);
+}
+bool unregister_live(const taskq* tq) {
+  std::lock_guard<std::mutex> lk(g_live_mu);
+  return live_taskqs().erase(tq) == 1;
+}
+
 queue_instance& instance(taskq* tq) {
   if (tq == nullptr) misuse("NULL taskq", tq);
   std::call_once(tq->bound, [tq] {  // system queues bind lazily to the default runtime
@@ -66,23 +86,50 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
     errno = EINVAL;
     return nullptr;
   }
-  auto* tq = new taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, false, {}, nullptr};
-  std::call_once(tq->bound, [tq] {
-    auto& eng = kcont::detail::engine_of(kcont::runtime::current());
-    tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
-    tq->q->owner = tq;
-    tq->q->name = tq->name;
-  });
+  auto* tq =
+      new (std::nothrow) taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, false, {}, nullptr};
+  if (tq == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  try {
+    std::call_once(tq->bound, [tq] {
+      auto& eng = kcont::detail::engine_of(kcont::runtime::current());
+      tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
+      tq->q->owner = tq;
+      tq->q->name = tq->name;
+    });
+  } catch (const std::system_error& e) {  // the engine's first threads could not be made
+    delete tq;
+    errno = e.code().value() != 0 ? e.code().value() : EAGAIN;
+    return nullptr;
+  } catch (const std::bad_alloc&) {
+    delete tq;
+    errno = ENOMEM;
+    return nullptr;
+  }
+  register_live(tq);
   return tq;
 }
 
 void taskq_destroy(taskq* tq) {
+  if (tq == nullptr) misuse("taskq_destroy(NULL)", tq);
+  if (tq == systq || tq == systqmp) misuse("taskq_destroy of a system taskq", tq);
+  {
+    std::lock_guard<std::mutex> lk(g_live_mu);
+    if (live_taskqs().count(tq) == 0) {
+      std::fprintf(stderr,
+                   "kcont: taskq misuse: taskq_destroy of a taskq that is not alive (destroyed "
+                   "twice, or never made by taskq_create)\n");
+      std::abort();
+    }
+  }
   queue_instance& q = instance(tq);
-  if (tq->system) misuse("taskq_destroy of a system taskq", tq);
   if (kcont::detail::instance_is_mine(q)) misuse("taskq_destroy from one of its own tasks", tq);
   kcont::lockdebug::check_wait("taskq_destroy", tq);
   kcont::detail::instance_drain(q);  // drained, not dropped
   kcont::lockdebug::forget(tq);
+  unregister_live(tq);
   delete tq->q;
   delete tq;
 }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -52,7 +53,14 @@ int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void
   auto* wq = new (std::nothrow) workqueue{name, func, arg, (flags & WQ_PERCPU) != 0, nullptr, {}};
   if (wq == nullptr) return ENOMEM;
   wq->rt = &kcont::runtime::current();
-  auto& eng = kcont::detail::engine_of(*wq->rt);
+  kcont::detail::engine* engp;
+  try {
+    engp = &kcont::detail::engine_of(*wq->rt);
+  } catch (const std::system_error& e) {  // the engine's first threads could not be made
+    delete wq;
+    return e.code().value() != 0 ? e.code().value() : EAGAIN;
+  }
+  auto& eng = *engp;
   const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
   const bool mpsafe = (flags & WQ_MPSAFE) != 0;
   const bool elastic = (flags & WQ_ELASTIC) != 0;
@@ -83,7 +91,9 @@ void workqueue_enqueue(workqueue* wq, work* wk, cpu_info* ci) {
     q = wq->queues[cpu_index(ci)].get();
   }
   wk->wk_wq = wq;
-  task_set(&wk->wk_task, run_work, wk);
+  // Not task_set: that would make lockdebug forget the locks this item's earlier runs took.
+  wk->wk_task.t_func = run_work;
+  wk->wk_task.t_arg = wk;
   if (!kcont::detail::instance_add(*q, &wk->wk_task))
     misuse(
         "workqueue_enqueue of a work item that is still queued (enqueue it again only once "
