@@ -197,7 +197,10 @@ std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
   return count;
 }
 
-void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_t due) {
+// Arms c on cc's wheel to fire at tick `due` (a count); `now` is the current tick (a count).
+void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_t due,
+                   std::int64_t now) {
+  cc.wheel.catch_up(st.ticks32(now));
   c->c_time = st.ticks32(due);
   c->c_flags |= F_PENDING;
   cc.wheel.insert(c);
@@ -211,7 +214,9 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     std::unique_lock<std::mutex> lk;
     callout_cpu& cc = callout_lock(c, lk);
     callout_state& st = state_of(machine::runtime_of(cc.ci));
-    const std::int64_t due = due_count(st, ticks, machine::clock_ns(*st.rt));
+    const std::int64_t at_ns = machine::clock_ns(*st.rt);
+    const std::int64_t now = st.tick_count(at_ns);
+    const std::int64_t due = due_count(st, ticks, at_ns);
     if (func != nullptr) {
       c->c_func = func;
       c->c_arg = arg;
@@ -221,7 +226,7 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     c->c_flags &= ~(F_EXPIRED | F_INVOKING);
     if (c->c_flags & F_PENDING) {  // stays on its CPU
       unlink_pending(cc, c);
-      insert_locked(st, cc, c, due);
+      insert_locked(st, cc, c, due, now);
       return;
     }
     // NetBSD's migration rule: an unbound callout that is not running moves to the caller's
@@ -230,7 +235,7 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     bool may_migrate = !(c->c_flags & F_BOUND) && cc.running != c;
     if (may_migrate && here == nullptr) here = machine::current_cpu(*st.rt);
     if (!may_migrate || here == cc.ci || &machine::runtime_of(here) != st.rt) {
-      insert_locked(st, cc, c, due);
+      insert_locked(st, cc, c, due, now);
       return;
     }
     callout_cpu& to = st.of(here);
@@ -243,11 +248,11 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
       std::unique_lock<std::mutex> a(*first), b(*second);
       if (cpu_of(c) != cc.ci || (c->c_flags & F_PENDING) || cc.running == c) continue;
       set_cpu(c, here);
-      insert_locked(st, to, c, due);
+      insert_locked(st, to, c, due, now);
       return;
     }
     set_cpu(c, here);
-    insert_locked(st, to, c, due);
+    insert_locked(st, to, c, due, now);
     return;
   }
 }
@@ -437,8 +442,10 @@ void callout_bind(::callout* c, cpu_info* ci) {
     if (pending) unlink_pending(from, c);
     set_cpu(c, ci);
     if (pending) {  // keeps its due tick on the new wheel
+      const std::int64_t now = st.tick_count(kcont::machine::clock_ns(*st.rt));
+      to.wheel.catch_up(st.ticks32(now));
       to.wheel.insert(c);
-      request_tick(st, ci, st.count_of(c->c_time, st.tick_count(kcont::machine::clock_ns(*st.rt))));
+      request_tick(st, ci, st.count_of(c->c_time, now));
     }
     return;
   }
