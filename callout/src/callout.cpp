@@ -182,11 +182,16 @@ bool stop_locked(callout_cpu& cc, ::callout* c) {
   return expired;
 }
 
+// The longest a callout sits on the wheel in one go: a quarter of the 32-bit tick space, so
+// that its distance from the wheel's position (the delay plus however far the position lags)
+// stays far from 2^31, where wrap-safe comparisons would see it in the past. A longer delay
+// is armed in segments (c_rest holds what is left after c_time).
+constexpr std::int64_t kSegment = INT32_MAX / 2;
+
 // The first tick at which a callout reset at `now` with `ticks` may fire: at least `ticks`
-// whole tick periods later (never early), clamped to half the 32-bit tick space.
+// whole tick periods later (never early), for any int (no clamp: see kSegment).
 std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
-  constexpr std::int64_t kMaxTicks = INT32_MAX / 2;
-  std::int64_t n = ticks <= 0 ? 1 : std::min<std::int64_t>(ticks, kMaxTicks);
+  std::int64_t n = ticks <= 0 ? 1 : ticks;
   std::int64_t due_ns =
       now + (st.ns_per_tick != 0
                  ? n * st.ns_per_tick
@@ -198,13 +203,33 @@ std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
 }
 
 // Arms c on cc's wheel to fire at tick `due` (a count); `now` is the current tick (a count).
+// Beyond kSegment ticks the first segment is the remainder and the rest whole segments, so the
+// last re-arm is always kSegment ticks before `due`, and any callout armed directly for the
+// same tick was armed after it: callouts due in the same tick, far or near, still run in the
+// order they were armed. (Not quite: an arm that lands in the very tick of that last re-arm,
+// before this CPU's clock hook has processed the tick, goes first.)
 void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_t due,
                    std::int64_t now) {
   cc.wheel.catch_up(st.ticks32(now));
-  c->c_time = st.ticks32(due);
+  const std::int64_t dist = due - now;  // >= 1
+  const std::int64_t rest = dist > kSegment ? (dist - 1) / kSegment * kSegment : 0;
+  c->c_time = st.ticks32(due - rest);
+  c->c_rest = static_cast<std::uint32_t>(rest);
   c->c_flags |= F_PENDING;
   cc.wheel.insert(c);
-  request_tick(st, cc.ci, due);
+  request_tick(st, cc.ci, due - rest);
+}
+
+// c's segment ended at tick t (or before, if the clock hook ran late): moves its time on by the
+// next segments, all that have ended too. Returns whether it is still in the future (to be
+// re-inserted, PENDING as before); false: it is due now.
+bool next_segment(::callout& c, std::uint32_t t) {
+  do {
+    const std::uint32_t seg = std::min<std::uint32_t>(c.c_rest, kSegment);
+    c.c_time += seg;
+    c.c_rest -= seg;
+  } while (c.c_rest != 0 && static_cast<std::int32_t>(c.c_time - t) <= 0);
+  return static_cast<std::int32_t>(c.c_time - t) > 0;
 }
 
 // callout_schedule, and callout_reset when func is not NULL (set under the same lock).
@@ -293,8 +318,16 @@ void clock_hook(cpu_info* ci, std::int64_t now) {
     std::size_t before = cc.expired.empty() ? 0 : 1;
     callout_list fresh;
     cc.wheel.advance(t, fresh);
-    for (::callout& c : fresh) c.c_level = kOnExpiredList;
-    cc.expired.splice(cc.expired.end(), fresh);
+    while (!fresh.empty()) {
+      ::callout& c = fresh.front();
+      fresh.pop_front();
+      if (c.c_rest != 0 && next_segment(c, t)) {
+        cc.wheel.insert(&c);  // a far callout's segment ended: re-armed, not run
+        continue;
+      }
+      c.c_level = kOnExpiredList;
+      cc.expired.push_back(c);
+    }
     due = before != 0 || !cc.expired.empty();
     std::uint32_t next = cc.wheel.next_event();
     if (next - cc.wheel.cur() < timing_wheel::kNothing) {
@@ -317,6 +350,7 @@ void callout_init(::callout* c, unsigned flags) {
   c->c_func = nullptr;
   c->c_arg = nullptr;
   c->c_time = 0;
+  c->c_rest = 0;
   c->c_flags = flags;
   c->c_level = 0;
   kcont::runtime& rt = kcont::runtime::current();

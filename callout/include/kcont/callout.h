@@ -10,8 +10,10 @@
 // may re-arm, stop, halt-from-itself or destroy its callout.
 //
 // Timing: never early. A callout reset with n ticks fires at the first tick boundary at least
-// n tick periods after the call (so at most one tick late, plus the wake-up). n <= 0 counts as
-// 1; n above INT32_MAX/2 is clamped (never wrapped into the past).
+// n tick periods after the call (so at most one tick late, plus the wake-up), for every n up
+// to INT_MAX (about 24.8 days at hz 1000). n <= 0 counts as 1. A delay beyond the wheel's
+// range (2^30 ticks) is armed in segments: when a segment ends the callout is re-armed for the
+// rest instead of firing, staying PENDING throughout (callout_stop cancels it as usual).
 //
 // CPU: a callout runs on the CPU whose wheel holds it (at first, curcpu() of callout_init).
 // callout_reset/callout_schedule move an unbound callout that is neither pending nor running
@@ -37,6 +39,7 @@ struct callout {
   std::uint32_t c_time;   // due tick (wrapping)
   std::uint32_t c_flags;  // guarded by c_cpu's wheel lock
   std::uint32_t c_magic;  // initialised / destroyed marker for misuse checks
+  std::uint32_t c_rest;   // ticks still to wait after c_time (a delay beyond the wheel's range)
   std::uint8_t c_level;   // wheel level while in a bucket
 };
 
