@@ -10,6 +10,8 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <limits>
+#include <ratio>
 
 #include "test_util.h"
 
@@ -80,7 +82,119 @@ void expect_fires_at(kcont::runtime& rt, const recorder& r, std::uint32_t t0, st
   CHECK(r.runs == before + 1);
 }
 
+// A manual-clock runtime with both chrono faces: kcont::callout and kcont::continuation.
+struct faces {
+  kcont::runtime rt{manual(1)};
+  kcont::runtime_scope scope{rt};
+  recorder r;
+  kcont::callout co{rt, [this] { r.hit(); }};
+  kcont::continuation kc{rt, wq_softnet, [this] { r.hit(); }};
+
+  // Each face, scheduled with d, runs exactly once, n ticks later.
+  template <class Rep, class Period>
+  void expect(std::chrono::duration<Rep, Period> d, std::int64_t n) {
+    {
+      INFO("kcont::callout");
+      const std::uint32_t t0 = getticks();
+      co.schedule(d);
+      expect_fires_at(rt, r, t0, n, [&] { return co.pending(); });
+    }
+    {
+      INFO("kcont::continuation");
+      const std::uint32_t t0 = getticks();
+      REQUIRE(kc.schedule(d) == 0);
+      expect_fires_at(rt, r, t0, n, [&] { return kc.pending(); });
+    }
+  }
+};
+
 }  // namespace
+
+// ---- the chrono faces: any duration, saturated, never early ----------------------------------
+
+TEST_CASE_FIXTURE(faces, "schedule(seconds::max()) is the longest delay: INT_MAX ticks") {
+  expect(std::chrono::seconds::max(), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "schedule(hours::max()) and schedule(hours(10^9)) are INT_MAX ticks") {
+  expect(std::chrono::hours::max(), INT_MAX);
+  expect(std::chrono::hours(1'000'000'000), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "schedule(duration<double>(1e300)) is INT_MAX ticks") {
+  expect(std::chrono::duration<double>(1e300), INT_MAX);
+  expect(std::chrono::duration<long double, std::kilo>(1e4000L), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "schedule(+inf) is INT_MAX ticks") {
+  expect(std::chrono::duration<double>(std::numeric_limits<double>::infinity()), INT_MAX);
+  expect(std::chrono::duration<float, std::milli>(std::numeric_limits<float>::infinity()), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "schedule(NaN) is INT_MAX ticks: the answer that is never early") {
+  expect(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN()), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "an unsigned rep beyond INT64_MAX nanoseconds is INT_MAX ticks") {
+  expect(std::chrono::duration<unsigned long long>(ULLONG_MAX), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "exactly INT_MAX ticks fires on that tick; one millisecond more clamps") {
+  expect(std::chrono::milliseconds(INT_MAX), INT_MAX);  // hz 1000: a tick is 1 ms
+  expect(std::chrono::milliseconds(std::int64_t{INT_MAX} + 1), INT_MAX);
+  expect(std::chrono::duration<double, std::milli>(INT_MAX - 0.5), INT_MAX);
+}
+
+TEST_CASE_FIXTURE(faces, "zero, negative and tiny durations are one tick") {
+  expect(std::chrono::nanoseconds(1), 1);
+  expect(std::chrono::nanoseconds(0), 1);
+  expect(std::chrono::seconds(-5), 1);
+  expect(std::chrono::seconds::min(), 1);
+  expect(std::chrono::duration<double>(-std::numeric_limits<double>::infinity()), 1);
+  expect(std::chrono::duration<double>(1e-300), 1);
+}
+
+TEST_CASE_FIXTURE(faces, "durations are rounded up to whole ticks at any period") {
+  expect(std::chrono::microseconds(2500), 3);
+  expect(std::chrono::milliseconds(5), 5);
+  expect(std::chrono::duration<int, std::ratio<1, 3>>(1), 334);  // 333.3 ms
+  expect(std::chrono::duration<double, std::milli>(2.25), 3);
+  expect(std::chrono::duration<short, std::ratio<60>>(1), 60'000);
+}
+
+#if __has_include(<kcont/detail/duration.h>)
+#include <kcont/detail/duration.h>
+
+TEST_CASE("detail::duration_to_ticks / duration_to_ns / deadline_after: the one rule") {
+  using namespace std::chrono;
+  using kcont::detail::deadline_after;
+  using kcont::detail::duration_to_ns;
+  using kcont::detail::duration_to_ticks;
+  static_assert(duration_to_ticks(seconds::max(), 1000) == INT_MAX);  // usable at compile time
+  static_assert(duration_to_ticks(milliseconds(3), 1000) == 3);
+  CHECK(duration_to_ticks(nanoseconds(1), 100000) == 1);
+  CHECK(duration_to_ticks(microseconds(1001), 1000) == 2);
+  CHECK(duration_to_ticks(seconds(1), 3) == 3);
+  CHECK(duration_to_ticks(milliseconds(334), 3) == 2);  // 1.002 ticks
+  CHECK(duration_to_ticks(duration<long long, std::exa>(LLONG_MAX), 1) == INT_MAX);
+  CHECK(duration_to_ticks(duration<signed char, std::atto>(1), 100000) == 1);
+  CHECK(duration_to_ticks(seconds(INT_MAX), 1) == INT_MAX);
+  CHECK(duration_to_ticks(seconds(std::int64_t{INT_MAX} + 1), 1) == INT_MAX);
+  CHECK(duration_to_ticks(duration<double>(0.003), 1000) == 3);
+  CHECK(duration_to_ticks(duration<float>(-0.0f), 1000) == 1);
+  CHECK(duration_to_ns(hours::max()) == INT64_MAX);
+  CHECK(duration_to_ns(nanoseconds::max()) == INT64_MAX);
+  CHECK(duration_to_ns(duration<double>(1.5e-9)) == 2);
+  CHECK(duration_to_ns(duration<float, std::atto>(1e-30f)) == 1);  // underflows, still > 0
+  CHECK(duration_to_ns(duration<double>(std::numeric_limits<double>::quiet_NaN())) == INT64_MAX);
+  CHECK(duration_to_ns(milliseconds(-1)) == 0);
+  CHECK(duration_to_ns(duration<unsigned long long, std::nano>(ULLONG_MAX)) == INT64_MAX);
+  CHECK(deadline_after(100, seconds(1)) == 1'000'000'100);
+  CHECK(deadline_after(INT64_MAX - 5, seconds(1)) == INT64_MAX);
+  CHECK(deadline_after(100, milliseconds::max()) == INT64_MAX);
+  CHECK(deadline_after(100, seconds(-1)) == 100);
+}
+#endif
 
 // ---- callout_reset beyond the wheel's range ------------------------------------------------
 

@@ -522,12 +522,6 @@ callout::~callout() {
   callout_destroy(&c_);
 }
 
-int callout::ticks_for(std::chrono::nanoseconds d) const {
-  if (d.count() <= 0) return 1;
-  __int128 t = (static_cast<__int128>(d.count()) * hz_ + 999'999'999) / 1'000'000'000;
-  return t > INT32_MAX ? INT32_MAX : static_cast<int>(t);
-}
-
 void callout::trampoline(void* self) {
   static_cast<callout*>(self)->fn_();
 }
