@@ -5,6 +5,7 @@
 #include <kcont/callout.h>
 #include <kcont/kcont.h>
 #include <kcont/runtime.h>
+#include <kcont/softint.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <ratio>
+#include <thread>
 
 #include "test_util.h"
 
@@ -382,4 +384,32 @@ TEST_CASE("a callout armed after a CPU slept 2^31 ticks fires on its tick, not n
   CHECK(r.at == t0 + 10);
   callout_halt(&c, nullptr);
   callout_destroy(&c);
+}
+
+// ---- runtime durations -----------------------------------------------------------------------
+
+TEST_CASE("runtime_config::drain_timeout = milliseconds::max() drains everything") {
+  // It overflowed in the nanosecond conversion and wrapped into the past: stop() gave up at
+  // once with work still queued.
+  kcont::runtime_config cfg = kcont_test::cpus(1);
+  cfg.drain_timeout = std::chrono::milliseconds::max();
+  kcont::runtime rt(cfg);
+  struct chain {
+    void* si = nullptr;
+    std::atomic<int> runs{0};
+    static void fn(void* a) {
+      auto* c = static_cast<chain*>(a);
+      std::this_thread::sleep_for(1ms);
+      if (++c->runs < 50) softint_schedule(c->si);  // more work, found by the drain
+    }
+  } ch;
+  ch.si = softint_establish_rt(rt, SOFTINT_NET | SOFTINT_MPSAFE, chain::fn, &ch);
+  REQUIRE(ch.si != nullptr);
+  softint_schedule_cpu(ch.si, rt.cpu(0));
+  const kcont::stop_report rep = rt.stop();
+  CHECK(rep.drained);
+  CHECK(ch.runs == 50);
+  CHECK(rep.left_pending == 0);
+  rt.start();
+  softint_disestablish(ch.si);
 }
