@@ -182,11 +182,16 @@ bool stop_locked(callout_cpu& cc, ::callout* c) {
   return expired;
 }
 
+// The longest a callout sits on the wheel in one go: a quarter of the 32-bit tick space, so
+// that its distance from the wheel's position (the delay plus however far the position lags)
+// stays far from 2^31, where wrap-safe comparisons would see it in the past. A longer delay
+// is armed in segments (c_rest holds what is left after c_time).
+constexpr std::int64_t kSegment = INT32_MAX / 2;
+
 // The first tick at which a callout reset at `now` with `ticks` may fire: at least `ticks`
-// whole tick periods later (never early), clamped to half the 32-bit tick space.
+// whole tick periods later (never early), for any int (no clamp: see kSegment).
 std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
-  constexpr std::int64_t kMaxTicks = INT32_MAX / 2;
-  std::int64_t n = ticks <= 0 ? 1 : std::min<std::int64_t>(ticks, kMaxTicks);
+  std::int64_t n = ticks <= 0 ? 1 : ticks;
   std::int64_t due_ns =
       now + (st.ns_per_tick != 0
                  ? n * st.ns_per_tick
@@ -197,11 +202,34 @@ std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
   return count;
 }
 
-void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_t due) {
-  c->c_time = st.ticks32(due);
+// Arms c on cc's wheel to fire at tick `due` (a count); `now` is the current tick (a count).
+// Beyond kSegment ticks the first segment is the remainder and the rest whole segments, so the
+// last re-arm is always kSegment ticks before `due`, and any callout armed directly for the
+// same tick was armed after it: callouts due in the same tick, far or near, still run in the
+// order they were armed. (Not quite: an arm that lands in the very tick of that last re-arm,
+// before this CPU's clock hook has processed the tick, goes first.)
+void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_t due,
+                   std::int64_t now) {
+  cc.wheel.catch_up(st.ticks32(now));
+  const std::int64_t dist = due - now;  // >= 1
+  const std::int64_t rest = dist > kSegment ? (dist - 1) / kSegment * kSegment : 0;
+  c->c_time = st.ticks32(due - rest);
+  c->c_rest = static_cast<std::uint32_t>(rest);
   c->c_flags |= F_PENDING;
   cc.wheel.insert(c);
-  request_tick(st, cc.ci, due);
+  request_tick(st, cc.ci, due - rest);
+}
+
+// c's segment ended at tick t (or before, if the clock hook ran late): moves its time on by the
+// next segments, all that have ended too. Returns whether it is still in the future (to be
+// re-inserted, PENDING as before); false: it is due now.
+bool next_segment(::callout& c, std::uint32_t t) {
+  do {
+    const std::uint32_t seg = std::min<std::uint32_t>(c.c_rest, kSegment);
+    c.c_time += seg;
+    c.c_rest -= seg;
+  } while (c.c_rest != 0 && static_cast<std::int32_t>(c.c_time - t) <= 0);
+  return static_cast<std::int32_t>(c.c_time - t) > 0;
 }
 
 // callout_schedule, and callout_reset when func is not NULL (set under the same lock).
@@ -211,7 +239,9 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     std::unique_lock<std::mutex> lk;
     callout_cpu& cc = callout_lock(c, lk);
     callout_state& st = state_of(machine::runtime_of(cc.ci));
-    const std::int64_t due = due_count(st, ticks, machine::clock_ns(*st.rt));
+    const std::int64_t at_ns = machine::clock_ns(*st.rt);
+    const std::int64_t now = st.tick_count(at_ns);
+    const std::int64_t due = due_count(st, ticks, at_ns);
     if (func != nullptr) {
       c->c_func = func;
       c->c_arg = arg;
@@ -221,7 +251,7 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     c->c_flags &= ~(F_EXPIRED | F_INVOKING);
     if (c->c_flags & F_PENDING) {  // stays on its CPU
       unlink_pending(cc, c);
-      insert_locked(st, cc, c, due);
+      insert_locked(st, cc, c, due, now);
       return;
     }
     // NetBSD's migration rule: an unbound callout that is not running moves to the caller's
@@ -230,7 +260,7 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     bool may_migrate = !(c->c_flags & F_BOUND) && cc.running != c;
     if (may_migrate && here == nullptr) here = machine::current_cpu(*st.rt);
     if (!may_migrate || here == cc.ci || &machine::runtime_of(here) != st.rt) {
-      insert_locked(st, cc, c, due);
+      insert_locked(st, cc, c, due, now);
       return;
     }
     callout_cpu& to = st.of(here);
@@ -243,11 +273,11 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
       std::unique_lock<std::mutex> a(*first), b(*second);
       if (cpu_of(c) != cc.ci || (c->c_flags & F_PENDING) || cc.running == c) continue;
       set_cpu(c, here);
-      insert_locked(st, to, c, due);
+      insert_locked(st, to, c, due, now);
       return;
     }
     set_cpu(c, here);
-    insert_locked(st, to, c, due);
+    insert_locked(st, to, c, due, now);
     return;
   }
 }
@@ -291,8 +321,16 @@ void clock_hook(cpu_info* ci, std::int64_t now) {
     std::size_t before = cc.expired.empty() ? 0 : 1;
     callout_list fresh;
     cc.wheel.advance(t, fresh);
-    for (::callout& c : fresh) c.c_level = kOnExpiredList;
-    cc.expired.splice(cc.expired.end(), fresh);
+    while (!fresh.empty()) {
+      ::callout& c = fresh.front();
+      fresh.pop_front();
+      if (c.c_rest != 0 && next_segment(c, t)) {
+        cc.wheel.insert(&c);  // a far callout's segment ended: re-armed, not run
+        continue;
+      }
+      c.c_level = kOnExpiredList;
+      cc.expired.push_back(c);
+    }
     due = before != 0 || !cc.expired.empty();
     std::uint32_t next = cc.wheel.next_event();
     if (next - cc.wheel.cur() < timing_wheel::kNothing) {
@@ -319,6 +357,7 @@ void callout_init(::callout* c, unsigned flags) {
   c->c_func = nullptr;
   c->c_arg = nullptr;
   c->c_time = 0;
+  c->c_rest = 0;
   c->c_flags = flags;
   c->c_level = 0;
   kcont::runtime& rt = kcont::runtime::current();
@@ -444,8 +483,10 @@ void callout_bind(::callout* c, cpu_info* ci) {
     if (pending) unlink_pending(from, c);
     set_cpu(c, ci);
     if (pending) {  // keeps its due tick on the new wheel
+      const std::int64_t now = st.tick_count(kcont::machine::clock_ns(*st.rt));
+      to.wheel.catch_up(st.ticks32(now));
       to.wheel.insert(c);
-      request_tick(st, ci, st.count_of(c->c_time, st.tick_count(kcont::machine::clock_ns(*st.rt))));
+      request_tick(st, ci, st.count_of(c->c_time, now));
     }
     return;
   }
@@ -486,12 +527,6 @@ callout::callout(runtime& rt, std::function<void()> fn, unsigned flags)
 callout::~callout() {
   callout_halt(&c_, nullptr);
   callout_destroy(&c_);
-}
-
-int callout::ticks_for(std::chrono::nanoseconds d) const {
-  if (d.count() <= 0) return 1;
-  __int128 t = (static_cast<__int128>(d.count()) * hz_ + 999'999'999) / 1'000'000'000;
-  return t > INT32_MAX ? INT32_MAX : static_cast<int>(t);
 }
 
 void callout::trampoline(void* self) {

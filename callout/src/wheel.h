@@ -57,6 +57,24 @@ class timing_wheel {
     ++count_;
   }
 
+  // Brings cur forward to `now` (the current tick) when nothing is due or cascades before it.
+  // A tickless CPU's wheel lags the clock while the CPU sleeps (no one advances it while nothing
+  // is due), and a callout is placed by its distance from cur: without this, an arm after a
+  // long sleep would measure its delay from a stale cur, and after 2^31 ticks of sleep that
+  // distance wraps. Never moves cur backwards; when something is due or cascades before `now`
+  // (the clock hook is late), cur is left for advance().
+  void catch_up(std::uint32_t now) {
+    if (count_ == 0) {
+      // Empty: cur is at most now + 1 (advance() leaves it one past the tick it processed),
+      // and any lag, even one beyond 2^31 ticks that int32 comparisons cannot see, is dropped.
+      if (cur_ != now + 1) cur_ = now;
+      return;
+    }
+    if (static_cast<std::int32_t>(now - cur_) > 0 &&
+        static_cast<std::int32_t>(next_event() - now) >= 0)
+      cur_ = now;
+  }
+
   void remove(::callout* c) {
     unsigned level = c->c_level, slot = digit(c->c_time, level);
     callout_list& b = buckets_[level][slot];

@@ -745,12 +745,6 @@ continuation::~continuation() {
   kcont_destroy(&kc_);
 }
 
-int continuation::ticks_for(std::chrono::nanoseconds d) const {
-  if (d.count() <= 0) return 1;
-  __int128 t = (static_cast<__int128>(d.count()) * hz_ + 999'999'999) / 1'000'000'000;
-  return t > INT32_MAX / 2 ? INT32_MAX / 2 : static_cast<int>(t);
-}
-
 void continuation::trampoline(void* self, kcont_t*) {
   static_cast<continuation*>(self)->fn_();
 }

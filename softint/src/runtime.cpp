@@ -2,6 +2,7 @@
 // runtime and CPU a kernel-style call acts on.
 #include "runtime_impl.h"
 
+#include <kcont/detail/duration.h>
 #include <kcont/machine_hooks.h>
 
 #include <pthread.h>
@@ -240,11 +241,7 @@ std::uint64_t runtime_impl::drain_attached() {
       if (!ci->loop_running) ci->loop_running = took_over = true;
     }
     cpu_info* prev = set_this_thread_cpu(ci);
-    cpu_run_inline(
-        ci,
-        now_ns() +
-            std::chrono::duration_cast<std::chrono::nanoseconds>(config.drain_timeout).count(),
-        runs);
+    cpu_run_inline(ci, deadline_after(now_ns(), config.drain_timeout), runs);
     set_this_thread_cpu(prev);
     if (took_over) {
       std::lock_guard<std::mutex> lk(state_mu);
@@ -279,8 +276,9 @@ stop_report runtime_impl::stop_locked() {
                  w);
     std::abort();
   }
-  const std::int64_t give_up =
-      now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(config.drain_timeout).count();
+  // Saturated: a drain_timeout too long for nanoseconds (milliseconds::max()) waits forever
+  // instead of wrapping into the past and giving up at once.
+  const std::int64_t give_up = deadline_after(now_ns(), config.drain_timeout);
   for (auto& c : cpus_) {
     c->stop_deadline = give_up;
     c->stop_requested.store(true, std::memory_order_seq_cst);

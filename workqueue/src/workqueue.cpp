@@ -129,10 +129,13 @@ void workqueue_destroy(workqueue* wq) {
 
 int kpause(const char*, bool, int timo, kmutex_t* mtx) {
   if (timo <= 0) return EINVAL;
-  const auto period = std::chrono::nanoseconds(1'000'000'000 / kcont::runtime::current().hz());
+  // timo ticks, rounded up to whole nanoseconds (a tick of 1/3 ms must not shrink to
+  // 333333 ns); timo * 10^9 fits int64 for every int timo.
+  const std::int64_t hz = kcont::runtime::current().hz();
+  const std::chrono::nanoseconds pause((std::int64_t{timo} * 1'000'000'000 + hz - 1) / hz);
   kcont::machine::blocking_begin();
   if (mtx != nullptr) mutex_exit(mtx);
-  std::this_thread::sleep_for(period * timo);
+  std::this_thread::sleep_for(pause);
   if (mtx != nullptr) mutex_enter(mtx);
   kcont::machine::blocking_end();
   return EWOULDBLOCK;

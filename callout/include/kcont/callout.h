@@ -10,8 +10,10 @@
 // may re-arm, stop, halt-from-itself or destroy its callout.
 //
 // Timing: never early. A callout reset with n ticks fires at the first tick boundary at least
-// n tick periods after the call (so at most one tick late, plus the wake-up). n <= 0 counts as
-// 1; n above INT32_MAX/2 is clamped (never wrapped into the past).
+// n tick periods after the call (so at most one tick late, plus the wake-up), for every n up
+// to INT_MAX (about 24.8 days at hz 1000). n <= 0 counts as 1. A delay beyond the wheel's
+// range (2^30 ticks) is armed in segments: when a segment ends the callout is re-armed for the
+// rest instead of firing, staying PENDING throughout (callout_stop cancels it as usual).
 //
 // CPU: a callout runs on the CPU whose wheel holds it (at first, curcpu() of callout_init).
 // callout_reset/callout_schedule move an unbound callout that is neither pending nor running
@@ -20,6 +22,7 @@
 // (moving it, with its due time, if pending; not allowed while its handler runs elsewhere).
 #pragma once
 
+#include <kcont/detail/duration.h>
 #include <kcont/mutex.h>
 #include <kcont/runtime.h>
 #include <boost/intrusive/list_hook.hpp>
@@ -37,6 +40,7 @@ struct callout {
   std::uint32_t c_time;   // due tick (wrapping)
   std::uint32_t c_flags;  // guarded by c_cpu's wheel lock
   std::uint32_t c_magic;  // initialised / destroyed marker for misuse checks
+  std::uint32_t c_rest;   // ticks still to wait after c_time (a delay beyond the wheel's range)
   std::uint8_t c_level;   // wheel level while in a bucket
 };
 
@@ -65,10 +69,13 @@ int hztoms(int ticks);
 
 namespace kcont {
 
-// RAII callout taking any callable, with std::chrono durations. A duration is rounded up to
-// whole ticks (at least one), so the callable never runs early. The destructor halts (waits
-// for a running handler) and destroys; from inside its own handler it is allowed as the
-// handler's last action.
+// RAII callout taking any callable, with std::chrono durations. schedule(d) takes a duration
+// of any representation and period and rounds it up to whole ticks, so the callable never runs
+// early: zero or negative is one tick; the largest delay is INT_MAX ticks (about 24.8 days at
+// hz 1000), and a longer duration (seconds::max(), +inf, and NaN) is clamped to it. The
+// conversion saturates and never overflows (<kcont/detail/duration.h>: one rule for every
+// chrono face). The destructor halts (waits for a running handler) and destroys; from inside
+// its own handler it is allowed as the handler's last action.
 class callout {
  public:
   explicit callout(std::function<void()> fn, unsigned flags = CALLOUT_MPSAFE);
@@ -79,8 +86,7 @@ class callout {
 
   template <class Rep, class Period>
   void schedule(std::chrono::duration<Rep, Period> after) {
-    callout_reset(&c_, ticks_for(std::chrono::ceil<std::chrono::nanoseconds>(after)),
-                  &callout::trampoline, this);
+    callout_reset(&c_, detail::duration_to_ticks(after, hz_), &callout::trampoline, this);
   }
   void schedule_ticks(int ticks) { callout_reset(&c_, ticks, &callout::trampoline, this); }
   bool stop() { return callout_stop(&c_); }
@@ -94,7 +100,6 @@ class callout {
   ::callout* get() { return &c_; }
 
  private:
-  int ticks_for(std::chrono::nanoseconds d) const;  // ceil(d * hz), at least 1, clamped
   static void trampoline(void* self);
   std::function<void()> fn_;
   unsigned hz_;

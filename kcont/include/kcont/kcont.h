@@ -21,6 +21,7 @@
 #pragma once
 
 #include <kcont/callout.h>
+#include <kcont/detail/duration.h>
 #include <kcont/mutex.h>
 #include <kcont/runtime.h>
 #include <kcont/workqueue.h>
@@ -94,7 +95,10 @@ int kcont_workqueue_release(kcont_wq_t* wq);
 namespace kcont {
 
 // RAII continuation on a queue, taking any callable. schedule() runs it without delay;
-// schedule(duration) after the duration rounded up to whole ticks (at least one, never early).
+// schedule(duration) after the duration rounded up to whole ticks, never early: zero or
+// negative is one tick; durations beyond INT_MAX ticks (about 24.8 days at hz 1000;
+// seconds::max(), +inf and NaN too) are clamped to INT_MAX ticks. The same saturating rule as
+// kcont::callout (<kcont/detail/duration.h>).
 // The destructor destroys it (stopping it and waiting for a running call).
 class continuation {
  public:
@@ -107,7 +111,7 @@ class continuation {
   int schedule(cpu_info* ci = nullptr) { return kcont_schedule(&kc_, ci, 0); }
   template <class Rep, class Period>
   int schedule(std::chrono::duration<Rep, Period> after, cpu_info* ci = nullptr) {
-    return kcont_schedule(&kc_, ci, ticks_for(std::chrono::ceil<std::chrono::nanoseconds>(after)));
+    return kcont_schedule(&kc_, ci, detail::duration_to_ticks(after, hz_));
   }
   bool stop() { return kcont_stop(&kc_); }
   bool halt() { return kcont_halt(&kc_); }
@@ -119,7 +123,6 @@ class continuation {
   kcont_t* get() { return &kc_; }
 
  private:
-  int ticks_for(std::chrono::nanoseconds d) const;
   static void trampoline(void* self, kcont_t*);
   std::function<void()> fn_;
   unsigned hz_;

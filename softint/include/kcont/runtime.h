@@ -41,7 +41,8 @@ struct runtime_config {
   unsigned hz = 1000;  // clock ticks per second (callout granularity)
   backend_kind backend = backend_kind::asio;
   bool pin_threads = true;  // set each loop thread's affinity to one host core, where allowed
-  std::chrono::milliseconds drain_timeout{5000};  // stop(): how long to drain before giving up
+  // stop(): how long to drain before giving up; saturated (milliseconds::max() never gives up).
+  std::chrono::milliseconds drain_timeout{5000};
   // The 32-bit tick counter's value at creation. Set near 2^32 to exercise wrap-around.
   std::uint32_t initial_ticks = 0;
   // Attach mode: every CPU of the runtime is served by this loop (backend and pin_threads are
