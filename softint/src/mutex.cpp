@@ -90,6 +90,11 @@ void mutex_exit(kmutex_t* m) {
 #endif
   m->owner.store(nullptr, std::memory_order_relaxed);
   m->m.unlock();
+  // Continuations waiting for this lock (lock_waiters.cpp): the fence pairs with a waiter's
+  // store-then-trylock, so either it got the lock or we see it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (m->waiters.load(std::memory_order_relaxed) != nullptr) [[unlikely]]
+    kcont::machine::detail_wake_lock_waiters(m);
 }
 
 bool mutex_owned(const kmutex_t* m) {

@@ -44,9 +44,10 @@ struct kcont_cont {
   std::atomic<kmutex_t*> kc_lock;
   kcont_func_t kc_func;
   void* kc_arg;
-  std::atomic<void*> kc_queue;  // the per-CPU (or only) queue it belongs to now
-  unsigned kc_state;            // guarded by its queue's lock
-  std::thread::id kc_runner;    // thread running func, guarded by its queue's lock
+  std::atomic<void*> kc_queue;              // the per-CPU (or only) queue it belongs to now
+  unsigned kc_state;                        // guarded by its queue's lock
+  std::thread::id kc_runner;                // thread running func, guarded by its queue's lock
+  kcont::machine::lock_waiter kc_lockwait;  // on kc_lock's waiters while its lock is held elsewhere
   unsigned kc_magic;
 };
 

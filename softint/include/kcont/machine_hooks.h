@@ -4,6 +4,7 @@
 // Not meant for applications.
 #pragma once
 
+#include <kcont/mutex.h>
 #include <kcont/runtime.h>
 
 #include <cstdint>
@@ -70,6 +71,23 @@ fd_watch* watch_fd(cpu_info* ci, int fd, void (*fn)(void* arg), void* arg);
 void fd_watch_pause(fd_watch* w);
 void fd_watch_resume(fd_watch* w);
 void unwatch_fd(fd_watch* w);
+
+// Lock waiters: a turnstile for the kcont layer. A continuation whose lock is held elsewhere
+// registers a waiter on that kmutex_t; the next mutex_exit of it takes every waiter off and
+// calls wake(arg) for each. No one polls for a lock.
+//   lock_wait:   registers w on m (moving it from another kmutex if need be). The release may
+//                have happened just before the registration: try the lock again afterwards
+//                (mutex_tryenter); a release after that try is sure to call wake.
+//   lock_unwait: takes w off its kmutex if it is on one. On return, wake is not running for
+//                w and will not be called until w is registered again.
+//   wake runs on the releasing thread, inside mutex_exit, holding an internal lock: it must
+//   not block, not take a kmutex_t or any lock ordered before the lock waiters (the kcont
+//   queue locks), and not call lock_wait/lock_unwait.
+// Lock order: kcont queue lock -> lock-waiter stripe -> the worker engine's locks.
+// (struct lock_waiter is in <kcont/mutex.h>: a kmutex_t points to its waiters.)
+void lock_wait(kmutex_t* m, lock_waiter* w);
+void lock_unwait(lock_waiter* w);
+void detail_wake_lock_waiters(kmutex_t* m);  // mutex_exit's slow path
 
 // Per-runtime state of a higher layer: created on first use by `create`, destroyed by
 // `destroy` when the runtime is destroyed (after its CPUs have stopped), highest layer first.

@@ -11,9 +11,26 @@
 #include <source_location>
 #endif
 
+struct kmutex;
+
+namespace kcont::machine {
+// A waiter for a kmutex_t's next release (the kcont layer's turnstile; see lock_wait in
+// <kcont/machine_hooks.h>). Locks: [s] the kmutex's lock-waiter stripe, [a] atomic, [I] set
+// before the first lock_wait.
+struct lock_waiter {
+  lock_waiter* next = nullptr;                // [s] on the kmutex's list
+  lock_waiter* prev = nullptr;                // [s]
+  std::atomic<struct ::kmutex*> on{nullptr};  // [s] written, [a] read: what it waits on
+  void (*wake)(void* arg) = nullptr;          // [I]
+  void* arg = nullptr;                        // [I]
+};
+}  // namespace kcont::machine
+
 struct kmutex {
   std::mutex m;
   std::atomic<const void*> owner{nullptr};  // a per-thread tag while held
+  // Who waits for the next release (the kcont layer's continuations; machine_hooks.h).
+  std::atomic<kcont::machine::lock_waiter*> waiters{nullptr};
 #ifdef KCONT_LOCKDEBUG
   std::source_location init_where{};  // names the lock in lockdebug reports
 #endif

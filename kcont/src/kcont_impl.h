@@ -1,0 +1,150 @@
+// kcont's private structures, shared by its files (one job each):
+//   bindings.cpp     a queue's per-runtime binding: kqueues, their softint or workqueue,
+//                    predefined and acquired queues, reference counts;
+//   level_gate.cpp   strict priority among the four predefined thread levels of one CPU;
+//   drain.cpp        running a kqueue: lock-associated ordering, lock waiters, bounded passes;
+//   state.cpp        the kernel-style API: the PENDING/EXPIRED/INVOKING state machine;
+//   continuation.cpp the RAII face.
+//
+// Each queue (kcont_wq_t) is bound, per runtime, to one kqueue per CPU (or one in all): a FIFO
+// of runnable continuations and a way to get it drained on its CPU — a softint of the queue's
+// level (soft queues) or a work item on a workqueue(9) of the queue's priority (thread queues).
+//
+// Locks used to protect the fields below:
+//   [I] immutable after creation
+//   [q] the kqueue's mu (for a continuation: the mu of the kqueue it belongs to, kc_queue;
+//       kcont_lock() finds it and re-checks, as callout_lock() does)
+//   [r] the runtime state's acquire_mu
+//   [a] atomic, read and written without a lock
+//   [s] the lock-waiter stripe of the continuation's kmutex (softint/src/lock_waiters.cpp)
+// Lock order: a continuation's own lock (held by func, or by callers of setmutex) -> kqueue mu
+// -> lock-waiter stripe -> the layers below (softint, callout, the worker engine).
+#pragma once
+
+#include <kcont/kcont.h>
+#include <kcont/machine_hooks.h>
+
+#include <boost/intrusive/list.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace kcont::detail {
+
+// kc_state bits [q].
+inline constexpr unsigned S_PENDING = 1u << 0;
+inline constexpr unsigned S_EXPIRED = 1u << 1;
+inline constexpr unsigned S_INVOKING = 1u << 2;
+inline constexpr unsigned S_QUEUED = 1u << 3;   // on its kqueue's runnable list
+inline constexpr unsigned S_RUNNING = 1u << 4;  // func running now
+inline constexpr unsigned S_DYING = 1u << 5;    // destroyed from inside its own func
+inline constexpr unsigned S_ALLOCATED = 1u << 6;
+inline constexpr unsigned S_MAGIC = 0x4b434f4eu;  // kc_magic of a live continuation: "KCON"
+inline constexpr unsigned S_DEAD = 0xdeadc047u;   // ... of a destroyed one
+
+inline constexpr unsigned kThreadLevels = 4;  // wq_prihigh .. wq_prilow
+inline constexpr int kPredefined = 8;         // 4 soft + 4 thread queues
+inline constexpr int kAcquiredKind = kPredefined;
+
+[[noreturn]] inline void misuse(const char* what) {
+  std::fprintf(stderr, "kcont: kcont misuse: %s\n", what);
+  std::abort();
+}
+
+using kcont_list = boost::intrusive::list<
+    kcont_t,
+    boost::intrusive::member_hook<kcont_t, boost::intrusive::list_member_hook<>, &kcont_t::kc_link>,
+    boost::intrusive::constant_time_size<false>>;
+
+struct binding;
+struct kqueue;
+
+// One CPU's view of the four predefined thread levels (level_gate.cpp).
+struct alignas(64) level_gate {
+  std::atomic<bool> ready[kThreadLevels] = {};  // [a] level L has work that may start
+  std::atomic<unsigned> waiting{0};             // [a] bit L: level L's drain stood aside
+  kqueue* queues[kThreadLevels] = {};           // [I]
+};
+
+struct kqueue {
+  std::mutex mu;
+  std::condition_variable ran;            // [q] a func returned (halt and destroy wait here)
+  kcont_list runnable;                    // [q]
+  binding* b = nullptr;                   // [I]
+  cpu_info* cpu = nullptr;                // [I] nullptr: the queue of a non-per-CPU wq
+  work drain_work{};                      // [I] thread queues: the work item that drains this queue
+  std::atomic<bool> drain_queued{false};  // [a] drain_work is queued and has not started
+  level_gate* gate = nullptr;             // [I] predefined thread queues: their CPU's gate
+  unsigned level = 0;                     // [I] ... and their level in it, 0 = wq_prihigh
+  unsigned running = 0;                   // [q] funcs of this queue running now
+  bool wake_pending = false;  // [q] a stop lowered `ready` while a lower level stood aside
+};
+
+struct binding {
+  kcont::runtime* rt = nullptr;                 // [I]
+  bool soft = false;                            // [I]
+  bool percpu = true;                           // [I]
+  void* softint = nullptr;                      // [I] soft queues
+  workqueue* wq = nullptr;                      // [I] thread queues
+  std::vector<std::unique_ptr<kqueue>> queues;  // [I]
+  kqueue& queue_for(cpu_info* ci) { return percpu ? *queues[cpu_index(ci)] : *queues[0]; }
+};
+
+// The per-runtime state of the kcont layer (bindings.cpp).
+struct runtime_state {
+  std::unique_ptr<level_gate[]> gates;               // [I] one per CPU
+  std::unique_ptr<binding> predefined[kPredefined];  // [I]
+  std::mutex acquire_mu;
+  std::map<std::pair<int, int>, kcont_wq*> acquired;  // [r] by {pri, flags}
+  // Acquired bindings being freed on a thread of their own (their last reference went inside
+  // one of their own drains); the runtime's teardown waits for them.
+  std::mutex reap_mu;
+  std::condition_variable reaped;  // [reap_mu]
+  unsigned reaping = 0;            // [reap_mu]
+};
+
+}  // namespace kcont::detail
+
+// A queue handle. Predefined ones are static and bind lazily in each runtime; an acquired one
+// belongs to one runtime and lives while it is acquired or has continuations bound to it.
+struct kcont_wq {
+  int kind;   // [I] 0..7 predefined (highest priority first), kAcquiredKind acquired
+  pri_t pri;  // [I]
+  int flags;  // [I]
+  kcont::detail::binding* acquired = nullptr;  // [I] acquired queues: their binding
+  kcont::runtime* rt = nullptr;                // [I] acquired queues: their runtime
+  unsigned refs = 0;  // [r] acquired queues: acquisitions + continuations bound to it
+};
+
+namespace kcont::detail {
+
+// ---- bindings.cpp ----
+runtime_state& state_of(kcont::runtime& rt);
+// The binding of wq in rt; for an acquired queue, takes a reference for a continuation bound
+// to it (dropped by unbind). Throws std::system_error when the runtime's queues cannot be made.
+binding& bind(kcont_wq* wq, kcont::runtime& rt);
+void unbind(kcont_wq* wq);
+void set_draining(const binding* b);  // this thread drains b (nullptr: none)
+
+// ---- level_gate.cpp ----
+bool set_ready(kqueue& q, bool ready);
+bool stand_aside(kqueue& q);
+void wake_waiting(level_gate* gate);
+void unlock_and_wake(std::unique_lock<std::mutex>& lk, kqueue& q);
+
+// ---- drain.cpp ----
+kqueue* queue_of(const kcont_t* kc);
+kqueue& kcont_lock(const kcont_t* kc, std::unique_lock<std::mutex>& lk);
+void kick(kqueue& q);                        // any lock or none: get q drained soon
+void make_runnable(kqueue& q, kcont_t* kc);  // [q] held
+void soft_drain(void* binding_arg);          // the soft queues' softint handler
+void thread_drain(work* wk, void* arg);      // the thread queues' workqueue function
+void lock_wake(void* kc);                    // kc's lock was released: get its queue drained
+
+}  // namespace kcont::detail

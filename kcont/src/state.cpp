@@ -1,0 +1,294 @@
+// The kernel-style face of kcont: the PENDING / EXPIRED / INVOKING state machine of the
+// proposal (shared/seeds/netbsd-kernel-continuations.md) on top of the drains (drain.cpp) and
+// the bindings (bindings.cpp). Decisions where the proposal is silent are in <kcont/kcont.h>
+// and the README ("Semantics decisions (kcont)").
+#include "kcont_impl.h"
+
+#include <kcont/lockdebug.h>
+
+#include <cerrno>
+#include <new>
+#include <system_error>
+#include <thread>
+
+using namespace kcont::detail;
+
+namespace {
+
+void check(const kcont_t* kc) {
+  if (kc == nullptr) misuse("NULL continuation");
+  if (kc->kc_magic != S_MAGIC)
+    misuse(kc->kc_magic == S_DEAD ? "use of a destroyed continuation"
+                                  : "use of an uninitialised continuation");
+}
+
+// The timer's callout handler: PENDING -> EXPIRED|INVOKING, and runnable.
+void expire(void* p) {  // the timer's callout handler
+  auto* kc = static_cast<kcont_t*>(p);
+  std::unique_lock<std::mutex> lk;
+  kqueue& q = kcont_lock(kc, lk);
+  if (!(kc->kc_state & S_PENDING)) return;  // stopped meanwhile
+  // Re-armed meanwhile (after an ack, or from func): this firing is stale and the new timer
+  // will queue it when its time comes; queueing it now would run it early. (Found by the spin
+  // model models/kcont_state.pml.)
+  if (callout_pending(&kc->kc_timer)) return;
+  kc->kc_state = (kc->kc_state & ~S_PENDING) | S_EXPIRED | S_INVOKING;
+  make_runnable(q, kc);
+}
+
+// The caller is running kc's func.
+bool inside_own_func(const kcont_t* kc) {
+  return (kc->kc_state & S_RUNNING) && kc->kc_runner == std::this_thread::get_id();
+}
+
+// lockdebug, before `wait` waits for kc's func (kc's queue locked). Holding kc's own lock
+// while func runs elsewhere is a certain deadlock: func gave the lock up for a while and must
+// take it back before it returns. Holding it while func is not running is fine (the queued
+// invocation cannot start, and halt cancels it). Locks func was seen to take are checked too.
+void check_kcont_wait(const char* wait, kcont_t* kc) {
+  if (inside_own_func(kc)) return;  // no wait
+  if (kc->kc_state & S_RUNNING) kcont::lockdebug::check_wait_for_lock(wait, kc, kc->kc_lock.load());
+  kcont::lockdebug::check_wait(wait, kc);
+}
+
+// Stops kc: timer, and a runnable-but-not-running invocation. q->mu held.
+bool stop_locked(kqueue& q, kcont_t* kc) {
+  const bool expired = (kc->kc_state & S_EXPIRED) != 0;
+  if (kc->kc_state & S_PENDING) callout_stop(&kc->kc_timer);
+  if (kc->kc_state & S_QUEUED) {
+    q.runnable.erase(q.runnable.iterator_to(*kc));
+    kcont::machine::lock_unwait(&kc->kc_lockwait);  // no longer waits for its lock
+    kc->kc_state &= ~S_QUEUED;
+    if (!(kc->kc_state & S_RUNNING)) kc->kc_state &= ~S_INVOKING;
+    // Its level has nothing left to run: lower it now (a drain that stood aside will not come
+    // back to do it, and lower levels would wait behind it forever). With a func running the
+    // drain lowers it when func returns.
+    if (q.runnable.empty() && q.running == 0 && set_ready(q, false)) q.wake_pending = true;
+  }
+  kc->kc_state &= ~(S_PENDING | S_EXPIRED);
+  return expired;
+}
+
+}  // namespace
+
+int kcont_init(kcont_t* kc, kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* arg,
+               int flags) {
+  if (kc == nullptr || wq == nullptr || func == nullptr || flags != 0) return EINVAL;
+  kcont::runtime& rt = kcont::runtime::current();
+  binding* bp;
+  try {
+    bp = &bind(wq, rt);  // for an acquired queue: a reference while kc is bound to it
+  } catch (const std::system_error& e) {  // the runtime's queues could not be made
+    return e.code().value() != 0 ? e.code().value() : EAGAIN;
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
+  binding& b = *bp;
+  new (&kc->kc_link) boost::intrusive::list_member_hook<>();
+  new (&kc->kc_lockwait) kcont::machine::lock_waiter{};
+  kc->kc_lockwait.wake = lock_wake;
+  kc->kc_lockwait.arg = kc;
+  kc->kc_wq = wq;
+  kc->kc_lock.store(lock);
+  kc->kc_func = func;
+  kc->kc_arg = arg;
+  kc->kc_state = 0;
+  kc->kc_runner = std::thread::id();
+  kc->kc_queue.store(&b.queue_for(kcont::machine::current_cpu(rt)));
+  callout_init(&kc->kc_timer, CALLOUT_MPSAFE);
+  callout_setfunc(&kc->kc_timer, expire, kc);
+  kc->kc_magic = S_MAGIC;
+  return 0;
+}
+
+kcont_t* kcont_create(kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* arg, int flags) {
+  auto* kc = new (std::nothrow) kcont_t;
+  if (kc == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (int e = kcont_init(kc, wq, lock, func, arg, flags); e != 0) {
+    delete kc;
+    errno = e;
+    return nullptr;
+  }
+  kc->kc_state |= S_ALLOCATED;
+  return kc;
+}
+
+int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks) {
+  check(kc);
+  binding& b = *queue_of(kc)->b;
+  kcont::runtime& rt = *b.rt;
+  if (ci != nullptr && !b.percpu) return ENOENT;
+  for (;;) {
+    std::unique_lock<std::mutex> lk;
+    kqueue& q = kcont_lock(kc, lk);
+    const bool self = inside_own_func(kc);
+    if ((kc->kc_state & S_INVOKING) && !(self && !(kc->kc_state & S_QUEUED))) return EBUSY;
+    // Where it will run: where it runs now if running, else ci / the caller's CPU.
+    kqueue* target = &q;
+    if (!(kc->kc_state & S_RUNNING) && b.percpu) {
+      cpu_info* want = ci != nullptr ? ci : kcont::machine::current_cpu(rt);
+      target = &b.queue_for(want);
+    }
+    if (target != &q) {  // move it: both locks, in address order, then re-check
+      if (kc->kc_state & (S_PENDING | S_QUEUED)) stop_locked(q, kc);
+      unlock_and_wake(lk, q);
+      std::mutex* first = &q.mu < &target->mu ? &q.mu : &target->mu;
+      std::mutex* second = first == &q.mu ? &target->mu : &q.mu;
+      std::unique_lock<std::mutex> a(*first), c(*second);
+      if (queue_of(kc) != &q || (kc->kc_state & (S_RUNNING | S_QUEUED | S_PENDING))) continue;
+      kc->kc_queue.store(target);
+      continue;  // schedule again on the new queue
+    }
+    if (nticks <= 0) {
+      if (kc->kc_state & S_PENDING) callout_stop(&kc->kc_timer);
+      kc->kc_state = (kc->kc_state & ~(S_PENDING | S_EXPIRED)) | S_INVOKING;
+      make_runnable(q, kc);
+    } else {
+      kc->kc_state = (kc->kc_state & ~S_EXPIRED) | S_PENDING;
+      if (self) kc->kc_state &= ~S_INVOKING;
+      // The timer fires on the caller's CPU (callout migration); expire() queues the
+      // continuation on its own queue, which wakes the right CPU.
+      callout_schedule(&kc->kc_timer, nticks);
+    }
+    return 0;
+  }
+}
+
+bool kcont_stop(kcont_t* kc) {
+  check(kc);
+  std::unique_lock<std::mutex> lk;
+  kqueue& q = kcont_lock(kc, lk);
+  const bool expired = stop_locked(q, kc);
+  unlock_and_wake(lk, q);
+  return expired;
+}
+
+bool kcont_halt(kcont_t* kc) {
+  check(kc);
+  std::unique_lock<std::mutex> lk;
+  kqueue* q = &kcont_lock(kc, lk);
+  check_kcont_wait("kcont_halt", kc);
+  bool expired = stop_locked(*q, kc);
+  while ((kc->kc_state & S_RUNNING) && !inside_own_func(kc)) {
+    q->ran.wait(lk);
+    expired = stop_locked(*q, kc) || expired;  // func may have rescheduled itself
+  }
+  unlock_and_wake(lk, *q);
+  return expired;
+}
+
+void kcont_destroy(kcont_t* kc) {
+  check(kc);
+  {
+    std::unique_lock<std::mutex> lk;
+    kqueue& q = kcont_lock(kc, lk);
+    if (inside_own_func(kc)) {  // the executor frees it after func returns
+      stop_locked(q, kc);
+      kc->kc_state |= S_DYING;
+      return;
+    }
+  }
+  {
+    std::unique_lock<std::mutex> lk;
+    kcont_lock(kc, lk);
+    check_kcont_wait("kcont_destroy", kc);
+  }
+  kcont_halt(kc);
+  callout_halt(&kc->kc_timer, nullptr);  // an expiry handler may be about to queue it
+  {
+    std::unique_lock<std::mutex> lk;
+    kqueue& q = kcont_lock(kc, lk);
+    stop_locked(q, kc);
+    kc->kc_magic = S_DEAD;
+    unlock_and_wake(lk, q);
+  }
+  callout_destroy(&kc->kc_timer);
+  kcont::lockdebug::forget(kc);
+  kcont_wq* wq = kc->kc_wq;
+  if (kc->kc_state & S_ALLOCATED) delete kc;
+  unbind(wq);  // an acquired queue may go with its last continuation
+}
+
+kmutex_t* kcont_getmutex(kcont_t* kc) {
+  check(kc);
+  return kc->kc_lock.load();
+}
+
+kmutex_t* kcont_setmutex(kcont_t* kc, kmutex_t* lock) {
+  check(kc);
+  kmutex_t* old = kc->kc_lock.load();
+  if (old == nullptr && lock != nullptr)
+    misuse("kcont_setmutex with a lock on a continuation that has none");
+  if (old != nullptr && !mutex_owned(old))
+    misuse("kcont_setmutex without holding the continuation's current lock");
+  std::unique_lock<std::mutex> lk;
+  kqueue& q = kcont_lock(kc, lk);
+  kc->kc_lock.store(lock);
+  if (kc->kc_state & S_QUEUED) {  // it waited for the old lock, if anything: try the new one
+    kcont::machine::lock_unwait(&kc->kc_lockwait);
+    kick(q);
+  }
+  return old;
+}
+
+void kcont_setarg(kcont_t* kc, void* arg) {
+  check(kc);
+  kmutex_t* l = kc->kc_lock.load();
+  if (l != nullptr && !mutex_owned(l))
+    misuse("kcont_setarg without holding the continuation's lock");
+  std::unique_lock<std::mutex> lk;
+  kcont_lock(kc, lk);
+  kc->kc_arg = arg;
+}
+
+void kcont_setfunc(kcont_t* kc, kcont_func_t func, void* arg) {
+  check(kc);
+  kmutex_t* l = kc->kc_lock.load();
+  if (l != nullptr && !mutex_owned(l))
+    misuse("kcont_setfunc without holding the continuation's lock");
+  if (func == nullptr) misuse("kcont_setfunc with a NULL function");
+  std::unique_lock<std::mutex> lk;
+  kcont_lock(kc, lk);
+  // The proposal: "If no lock is associated with the continuation, then only arg may be
+  // changed" (an executor may be reading func at any moment).
+  if (l == nullptr && func != kc->kc_func)
+    misuse(
+        "kcont_setfunc changing the function of a continuation that has no lock (only "
+        "its arg may change)");
+  kc->kc_func = func;
+  kc->kc_arg = arg;
+}
+
+namespace {
+bool has_state(kcont_t* kc, unsigned bits) {
+  check(kc);
+  std::unique_lock<std::mutex> lk;
+  kcont_lock(kc, lk);
+  return (kc->kc_state & bits) != 0;
+}
+}  // namespace
+
+bool kcont_pending(kcont_t* kc) {
+  return has_state(kc, S_PENDING);
+}
+bool kcont_expired(kcont_t* kc) {
+  return has_state(kc, S_EXPIRED);
+}
+bool kcont_active(kcont_t* kc) {
+  return has_state(kc, S_PENDING | S_EXPIRED);
+}
+bool kcont_invoking(kcont_t* kc) {
+  return has_state(kc, S_INVOKING);
+}
+
+bool kcont_ack(kcont_t* kc) {
+  check(kc);
+  std::unique_lock<std::mutex> lk;
+  kcont_lock(kc, lk);
+  const bool was = (kc->kc_state & S_INVOKING) != 0;
+  kc->kc_state &= ~S_INVOKING;
+  return was;
+}
