@@ -29,6 +29,19 @@ kcont::runtime_config one_cpu() {
 }
 
 const std::map<std::string, std::function<void()>> cases = {
+    // A bad KCONT_* variable when the default runtime starts lazily, inside a kernel-style
+    // call nobody wraps in a try: the program ends with a message naming the variable.
+    {"default_runtime_bad_ncpu",
+     [] {
+       ::setenv("KCONT_NCPU", "4294967297", 1);
+       (void)curcpu();
+     }},
+    {"default_runtime_bad_hz",
+     [] {
+       ::setenv("KCONT_HZ", "4294968296", 1);
+       (void)softint_establish(
+           SOFTINT_NET | SOFTINT_MPSAFE, [](void*) {}, nullptr);
+     }},
     {"stop_with_fd_watch",
      [] {
        kcont::runtime rt(one_cpu());
