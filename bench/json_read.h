@@ -7,7 +7,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,10 +27,15 @@ struct value {
   }
 };
 
+// Arrays and objects nested deeper than this are refused (the parser recurses once per level;
+// a kcont-bench file nests three deep).
+inline constexpr int max_depth = 256;
+
 class parser {
  public:
   explicit parser(const std::string& text) : s_(text) {}
-  // Throws std::runtime_error with the offset on malformed input.
+  // Throws std::runtime_error with the offset on malformed input: not JSON, truncated, nested
+  // deeper than max_depth, a number a double cannot hold.
   value parse() {
     value v = parse_value();
     skip_ws();
@@ -91,8 +96,16 @@ class parser {
             break;
           case 'u': {
             if (i_ + 4 > s_.size()) fail("bad \\u escape");
-            unsigned cp = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
-            i_ += 4;
+            unsigned cp = 0;
+            for (int k = 0; k < 4; ++k, ++i_) {
+              const char h = s_[i_];
+              const int d = h >= '0' && h <= '9'   ? h - '0'
+                            : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                            : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                   : -1;
+              if (d < 0) fail("bad \\u escape");
+              cp = cp * 16 + static_cast<unsigned>(d);
+            }
             out += cp < 0x80 ? static_cast<char>(cp) : '?';
             break;
           }
@@ -107,12 +120,54 @@ class parser {
     ++i_;
     return out;
   }
+  // A JSON number (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?), finite as a
+  // double. strtod alone would take inf, nan, hex and leading blanks too.
+  double parse_number() {
+    const std::size_t start = i_;
+    auto digits = [&] {
+      const std::size_t from = i_;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+      return i_ > from;
+    };
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0')
+      ++i_;
+    else if (!digits())
+      fail("unexpected character");
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      if (!digits()) fail("bad number");
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!digits()) fail("bad number");
+    }
+    const double d = std::strtod(s_.substr(start, i_ - start).c_str(), nullptr);
+    if (!std::isfinite(d)) {
+      i_ = start;
+      fail("number out of range");
+    }
+    return d;  // a tiny one underflows to 0 or a denormal: harmless
+  }
+  // Counts the nesting of the array or object being parsed.
+  struct depth_guard {
+    parser& p;
+    explicit depth_guard(parser& owner) : p(owner) {
+      if (++p.depth_ > max_depth)
+        p.fail("too deeply nested (more than " + std::to_string(max_depth) + " levels)");
+    }
+    ~depth_guard() { --p.depth_; }
+    depth_guard(const depth_guard&) = delete;
+    depth_guard& operator=(const depth_guard&) = delete;
+  };
   value parse_value() {
     skip_ws();
     if (i_ >= s_.size()) fail("unexpected end");
     value v;
     char c = s_[i_];
     if (c == '{') {
+      depth_guard nest(*this);
       ++i_;
       v.kind = value::object_v;
       if (take('}')) return v;
@@ -124,6 +179,7 @@ class parser {
       } while (take(','));
       expect('}');
     } else if (c == '[') {
+      depth_guard nest(*this);
       ++i_;
       v.kind = value::array_v;
       if (take(']')) return v;
@@ -142,17 +198,14 @@ class parser {
     } else if (literal("false")) {
       v.kind = value::bool_v;
     } else {
-      const char* start = s_.c_str() + i_;
-      char* end = nullptr;
-      v.num = std::strtod(start, &end);
-      if (end == start) fail("unexpected character");
+      v.num = parse_number();
       v.kind = value::number_v;
-      i_ += static_cast<std::size_t>(end - start);
     }
     return v;
   }
   const std::string& s_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 struct figure {
@@ -168,16 +221,30 @@ struct bench_file {
   std::map<std::string, figure> figures;
 };
 
+// A kcont-bench --json file is some 100 KiB; anything above this is not one.
+inline constexpr std::size_t max_file_bytes = 64u << 20;
+
 // Loads a kcont-bench --json file; on failure returns false with `error` set.
 inline bool load(const std::string& path, bench_file& out, std::string& error) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = path + ": cannot open";
     return false;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::string text;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > max_file_bytes) {
+      error = path + ": not a kcont-bench file (larger than " +
+              std::to_string(max_file_bytes >> 20) + " MiB)";
+      return false;
+    }
+  }
+  if (in.bad()) {
+    error = path + ": cannot read";
+    return false;
+  }
   value root;
   try {
     root = parser(text).parse();

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 #include "kcont_bench.h"
 
@@ -124,6 +125,14 @@ int main(int argc, char** argv) {
     }
   }
   lat.samples = samples > 0 ? samples : (quick ? 3000 : 20000);
+  // A bad KCONT_* variable is a usage error, refused before anything runs (the default
+  // runtime, which systq and the kcont queues start, reads them).
+  try {
+    (void)kcont::runtime_config::from_env();
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "kcont-bench: %s\n", e.what());
+    return 2;
+  }
 
   std::vector<const area*> run;
   if (only.empty()) {

@@ -90,6 +90,19 @@ const std::map<std::string, std::function<void()>> cases = {
        ::setenv("KCONT_ON_EXCEPTION", "sometimes", 1);
        throw_from_a_softint();
      }},
+    // A bad KCONT_* variable when the default runtime starts lazily, inside a kernel-style
+    // call nobody wraps in a try: the program ends with a message naming the variable.
+    {"default_runtime_bad_ncpu",
+     [] {
+       ::setenv("KCONT_NCPU", "4294967297", 1);
+       (void)curcpu();
+     }},
+    {"default_runtime_bad_hz",
+     [] {
+       ::setenv("KCONT_HZ", "4294968296", 1);
+       (void)softint_establish(
+           SOFTINT_NET | SOFTINT_MPSAFE, [](void*) {}, nullptr);
+     }},
     {"stop_with_fd_watch",
      [] {
        kcont::runtime rt(one_cpu());

@@ -8,15 +8,23 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "torture.h"
 
 namespace {
+
+// The accepted ranges (checked by parse(); documented in --help and kcont-torture.1).
+constexpr std::uint64_t ops_max = 1'000'000'000'000;  // 10^12: days at millions per second
+constexpr double seconds_max = 604800;                // one week
+constexpr unsigned threads_max = 256;
+constexpr unsigned ncpu_max = 64;
 
 struct options {
   std::uint64_t ops = 1'000'000;
@@ -36,24 +44,64 @@ void usage(FILE* f) {
       "  N threads issue a random mix of every kcont API (softint, callout, task(9),\n"
       "  taskctx, workqueue(9), kcont) with exact accounting; at the end every object\n"
       "  must balance: scheduled == ran + cancelled, in the promised order.\n"
-      "  --ops N          total operations (default 1000000; with --seconds only if given)\n"
-      "  --seconds S      stop after S seconds (may be fractional)\n"
-      "  --seed S         seed of the per-thread operation choice (default: from the clock;\n"
-      "                   printed, so a run can be repeated)\n"
-      "  --threads N      torture threads (default 4)\n"
-      "  --ncpu N         virtual CPUs of the runtime (default 2)\n"
+      "  --ops N          total operations, 1..10^12 (default 1000000; with --seconds only\n"
+      "                   if given); a whole number, 1e8 allowed\n"
+      "  --seconds S      stop after S seconds, above 0 and up to 604800 (may be fractional)\n"
+      "  --seed S         seed of the per-thread operation choice, 0..2^64-1 (default: from\n"
+      "                   the clock; printed, so a run can be repeated)\n"
+      "  --threads N      torture threads, 1..256 (default 4)\n"
+      "  --ncpu N         virtual CPUs of the runtime, 1..64 (default 2)\n"
       "  --backend B      loop backend: asio (default) or libevent\n"
       "  --help           this text\n"
-      "exit status: 0 no violation, 1 violation(s), 2 bad usage\n");
+      "exit status: 0 no violation, 1 violation(s), 2 bad usage (also a bad KCONT_*\n"
+      "environment variable)\n");
 }
 
-bool parse_u64(const char* s, std::uint64_t& out) {
+// A whole number in lo..hi. Plain digits always; with `exponent`, also a decimal mantissa and
+// an exponent that make a whole number (1e8, 2.5e6). No sign, blank, hex, inf or nan.
+bool parse_whole(const char* s, std::uint64_t lo, std::uint64_t hi, bool exponent,
+                 std::uint64_t& out) {
   if (s == nullptr || *s == '\0') return false;
+  bool digits_only = true;
+  for (const char* p = s; *p != '\0'; ++p) {
+    const bool digit = *p >= '0' && *p <= '9';
+    if (!digit && !(exponent && (*p == '.' || *p == 'e' || *p == 'E'))) return false;
+    digits_only = digits_only && digit;
+  }
+  if (digits_only) {
+    std::uint64_t x = 0;
+    for (const char* p = s; *p != '\0'; ++p) {
+      const unsigned d = static_cast<unsigned>(*p - '0');
+      if (x > (UINT64_MAX - d) / 10) return false;  // would overflow
+      x = x * 10 + d;
+    }
+    if (x < lo || x > hi) return false;
+    out = x;
+    return true;
+  }
+  // Mantissa and exponent: only for ranges a double holds exactly (hi <= 2^53).
   char* end = nullptr;
   errno = 0;
-  double d = std::strtod(s, &end);  // accepts 1e8
-  if (*end != '\0' || errno != 0 || d < 0 || d > 1.8e19) return false;
+  const double d = std::strtod(s, &end);
+  if (*end != '\0' || errno != 0 || !std::isfinite(d) || d != std::floor(d) ||
+      d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    return false;
   out = static_cast<std::uint64_t>(d);
+  return true;
+}
+
+// A duration in seconds: a decimal number (exponent allowed) in (0, seconds_max].
+bool parse_seconds(const char* s, double& out) {
+  if (s == nullptr || *s == '\0') return false;
+  for (const char* p = s; *p != '\0'; ++p)
+    if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '-' ||
+          *p == '+'))
+      return false;  // no blank, hex, inf or nan
+  char* end = nullptr;
+  errno = 0;
+  const double d = std::strtod(s, &end);
+  if (*end != '\0' || errno != 0 || !(d > 0) || !(d <= seconds_max)) return false;
+  out = d;
   return true;
 }
 
@@ -62,35 +110,41 @@ int parse(int argc, char** argv, options& o) {
     std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     std::uint64_t n = 0;
-    auto need = [&](bool ok) {
-      if (!ok) std::fprintf(stderr, "kcont-torture: bad or missing value for %s\n", a.c_str());
+    // One line: the option, what it was given and what it takes.
+    auto need = [&](bool ok, const char* range) {
+      if (!ok)
+        std::fprintf(stderr, "kcont-torture: %s %s%s%s: takes %s\n", a.c_str(),
+                     v ? "'" : "(no value", v ? v : ")", v ? "'" : "", range);
       return ok;
     };
     if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;
     } else if (a == "--ops") {
-      if (!need(parse_u64(v, n) && n > 0)) return 2;
+      if (!need(parse_whole(v, 1, ops_max, true, n),
+                "a whole number of operations in 1..1000000000000 (1e12)"))
+        return 2;
       o.ops = n;
       o.ops_given = true;
     } else if (a == "--seconds") {
-      char* end = nullptr;
-      if (!need(v != nullptr && (o.seconds = std::strtod(v, &end)) > 0 && *end == '\0')) return 2;
+      if (!need(parse_seconds(v, o.seconds), "a number of seconds in (0, 604800]")) return 2;
     } else if (a == "--seed") {
-      if (!need(parse_u64(v, n))) return 2;
+      if (!need(parse_whole(v, 0, UINT64_MAX, false, n),
+                "a whole number in 0..18446744073709551615 (digits only)"))
+        return 2;
       o.seed = n;
       o.seed_given = true;
     } else if (a == "--threads") {
-      if (!need(parse_u64(v, n) && n >= 1 && n <= 256)) return 2;
+      if (!need(parse_whole(v, 1, threads_max, false, n), "a whole number in 1..256")) return 2;
       o.threads = static_cast<unsigned>(n);
     } else if (a == "--ncpu") {
-      if (!need(parse_u64(v, n) && n >= 1 && n <= 64)) return 2;
+      if (!need(parse_whole(v, 1, ncpu_max, false, n), "a whole number in 1..64")) return 2;
       o.ncpu = static_cast<unsigned>(n);
     } else if (a == "--backend") {
       kcont::backend_kind k;
-      if (!need(v != nullptr && kcont::parse_backend(v, k))) return 2;
+      if (!need(v != nullptr && kcont::parse_backend(v, k), "asio or libevent")) return 2;
       if (!kcont::backend_available(k)) {
-        std::fprintf(stderr, "kcont-torture: backend %s is not built in\n", v);
+        std::fprintf(stderr, "kcont-torture: --backend %s: not built in; takes asio\n", v);
         return 2;
       }
       o.backend = v;
@@ -132,7 +186,15 @@ int main(int argc, char** argv) {
   // runtime, configured here before its first use.
   setenv("KCONT_NCPU", std::to_string(o.ncpu).c_str(), 1);
   setenv("KCONT_BACKEND", o.backend.c_str(), 1);
-  kcont::runtime& rt = kcont::runtime::default_runtime();
+  // A bad KCONT_HZ, KCONT_PIN or KCONT_INITIAL_TICKS is a usage error like a bad option.
+  kcont::runtime* rtp = nullptr;
+  try {
+    rtp = &kcont::runtime::default_runtime();
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "kcont-torture: %s\n", e.what());
+    return 2;
+  }
+  kcont::runtime& rt = *rtp;
   std::printf("kcont-torture: seed %" PRIu64 ", %u threads, %u CPUs, backend %s, ", o.seed,
               o.threads, rt.ncpu(), o.backend.c_str());
   if (o.ops != UINT64_MAX) std::printf("%" PRIu64 " ops", o.ops);

@@ -39,15 +39,23 @@ int main(int argc, char** argv) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 
-  kcont::runtime_config rc = kcont::runtime_config::from_env();
-  rc.ncpu = o.ncpu;
-  rc.backend = o.backend;
   const unsigned nnics = o.wire == wire_choice::pair ? 2 : 1;
   std::unique_ptr<kcont::runtime> rt;
   nic_list nics;
-  pkt_pool pool(nnics * 4 * (o.nic.tx_ring + o.nic.rx_ring + o.nic.ifq_maxlen));
+  pkt_pool pool(nicsim_pool_packets(o));  // bounded by parse_nicsim_options
   try {
+    // A bad KCONT_* variable is refused (std::invalid_argument) like a bad option.
+    kcont::runtime_config rc = kcont::runtime_config::from_env();
+    if (o.ncpu != 0) rc.ncpu = o.ncpu;  // else KCONT_NCPU, else the host's
+    rc.backend = o.backend;
     rt = std::make_unique<kcont::runtime>(rc);
+    if (o.nic.intr_cpu >= rt->ncpu()) {
+      std::fprintf(stderr,
+                   "kcont-nicsim: '--intr-cpu' needs a CPU of the runtime, 0..%u (it has %u "
+                   "CPUs; --ncpu or KCONT_NCPU sets them), not %u\n",
+                   rt->ncpu() - 1, rt->ncpu(), o.nic.intr_cpu);
+      return 2;
+    }
     for (unsigned i = 0; i < nnics; ++i) {
       nic_config c = o.nic;
       c.name = nnics == 1 ? "sim0" : (i == 0 ? "simA" : "simB");

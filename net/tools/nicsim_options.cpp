@@ -1,5 +1,7 @@
 #include "nicsim_options.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,24 +33,29 @@ driver:
                          outside the serialiser (the race: watch for stalls)
   --tx-ring N            TX descriptors, a power of two (default 256)
   --rx-ring N            RX descriptors, a power of two (default 256)
-  --ifq-len N            send queue length (default 256)
-  --dma-pps N            TX DMA rate in frames/s (default 0 = as fast as it goes)
-  --intr-cpu N           CPU for the completion interrupts and RX input (default 0)
-  --race-delay-us N      widen the oactive race: start pauses N us between finding the ring
-                         full and setting oactive (default 0)
+  --ifq-len N            send queue length, 1..65536 (default 256). The packet buffers,
+                         4 x (tx-ring + rx-ring + ifq-len) of about 2 KiB per NIC, must fit
+                         in 1024 MiB
+  --dma-pps N            TX DMA rate in frames/s, 0..1000000000 (default 0 = as fast as it
+                         goes)
+  --intr-cpu N           CPU for the completion interrupts and RX input, 0..ncpu-1 of the
+                         runtime (default 0)
+  --race-delay-us N      widen the oactive race: start pauses N us (0..1000000) between
+                         finding the ring full and setting oactive (default 0)
   --no-recheck           taskctx/taskq: do not look at the ring again after setting oactive
                          (shows the window the diff alone leaves open)
-  --stall-ms N           stall detector threshold (default 200)
+  --stall-ms N           stall detector threshold, 1..600000 (default 200)
   --no-recover           report stalls but do not restart the interface
 traffic:
-  --seconds S            run time (default 10) unless --packets is given
-  --packets N            send N frames, then stop
+  --seconds S            run time, above 0 and up to 86400 (default 10) unless --packets
+                         is given
+  --packets N            send N frames (1..1000000000000), then stop
   --producers N          producer threads, one flow each (default 2, at most 64)
   --frame-size N         frame length in bytes, 64..1518 (default 128)
   --drop                 producers drop a packet when the send queue is full (a UDP blaster);
                          by default they wait for room (back-pressure), so nothing is lost
 runtime:
-  --ncpu N               virtual CPUs (default: the host's)
+  --ncpu N               virtual CPUs, 1..1024 (default: KCONT_NCPU, else the host's)
   --backend asio|libevent  the CPU loops' event library (default asio)
 output:
   --quiet                no live lines, only the summary
@@ -56,13 +63,32 @@ output:
   --help                 this text
 )";
 
+// Plain decimal digits (no sign, blank, fraction, exponent, hex, inf or nan) that fit.
 bool to_u64(const char* s, std::uint64_t& out) {
   if (s == nullptr || *s == '\0') return false;
+  std::uint64_t x = 0;
+  for (const char* p = s; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    const unsigned d = static_cast<unsigned>(*p - '0');
+    if (x > (UINT64_MAX - d) / 10) return false;
+    x = x * 10 + d;
+  }
+  out = x;
+  return true;
+}
+
+// A decimal number of seconds (exponent allowed; no blank, hex, inf or nan).
+bool to_seconds(const char* s, double& out) {
+  if (s == nullptr || *s == '\0') return false;
+  for (const char* p = s; *p != '\0'; ++p)
+    if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '-' ||
+          *p == '+'))
+      return false;
   char* end = nullptr;
   errno = 0;
-  unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0' || s[0] == '-') return false;
-  out = v;
+  const double d = std::strtod(s, &end);
+  if (*end != '\0' || errno != 0 || !std::isfinite(d)) return false;
+  out = d;
   return true;
 }
 
@@ -83,7 +109,8 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
       return true;
     };
     auto range = [&](std::uint64_t lo, std::uint64_t hi) {
-      return "'" + a + "' needs a number in " + std::to_string(lo) + ".." + std::to_string(hi);
+      return "'" + a + "' needs a whole number in " + std::to_string(lo) + ".." +
+             std::to_string(hi) + ", not '" + (v ? v : "") + "'";
     };
     if (a == "--help" || a == "-h") {
       std::fputs(kHelp, stdout);
@@ -113,20 +140,22 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
       ++i;
     } else if (a == "--tx-ring") {
       if (!number(4, 65536) || (n & (n - 1)) != 0)
-        return bad("--tx-ring needs a power of two in 4..65536");
+        return bad("--tx-ring needs a power of two in 4..65536, not '" + std::string(v ? v : "") +
+                   "'");
       o.nic.tx_ring = static_cast<unsigned>(n);
     } else if (a == "--rx-ring") {
       if (!number(4, 65536) || (n & (n - 1)) != 0)
-        return bad("--rx-ring needs a power of two in 4..65536");
+        return bad("--rx-ring needs a power of two in 4..65536, not '" + std::string(v ? v : "") +
+                   "'");
       o.nic.rx_ring = static_cast<unsigned>(n);
     } else if (a == "--ifq-len") {
-      if (!number(1, 1 << 20)) return bad(range(1, 1 << 20));
+      if (!number(1, ifq_len_max)) return bad(range(1, ifq_len_max));
       o.nic.ifq_maxlen = static_cast<unsigned>(n);
     } else if (a == "--dma-pps") {
       if (!number(0, 1'000'000'000)) return bad(range(0, 1'000'000'000));
       o.nic.dma_pps = n;
     } else if (a == "--intr-cpu") {
-      if (!number(0, 1023)) return bad(range(0, 1023));
+      if (!number(0, ncpu_max - 1)) return bad(range(0, ncpu_max - 1));
       o.nic.intr_cpu = static_cast<unsigned>(n);
     } else if (a == "--race-delay-us") {
       if (!number(0, 1'000'000)) return bad(range(0, 1'000'000));
@@ -139,14 +168,14 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
     } else if (a == "--no-recover") {
       o.nic.watchdog_recover = false;
     } else if (a == "--seconds") {
-      char* end = nullptr;
-      double s = v ? std::strtod(v, &end) : -1;
-      if (v == nullptr || *end != '\0' || !(s > 0) || s > 86400)
-        return bad("--seconds needs a duration in (0, 86400]");
+      double s = 0;
+      if (!to_seconds(v, s) || !(s > 0) || s > 86400)
+        return bad("--seconds needs a number of seconds in (0, 86400], not '" +
+                   std::string(v ? v : "") + "'");
       o.seconds = s;
       ++i;
     } else if (a == "--packets") {
-      if (!number(1, UINT64_MAX / 2)) return bad("--packets needs a positive count");
+      if (!number(1, packets_max)) return bad(range(1, packets_max));
       o.packets = n;
     } else if (a == "--producers") {
       if (!number(1, max_flows)) return bad(range(1, max_flows));
@@ -159,7 +188,7 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
     } else if (a == "--quiet") {
       o.quiet = true;
     } else if (a == "--ncpu") {
-      if (!number(1, 1024)) return bad(range(1, 1024));
+      if (!number(1, ncpu_max)) return bad(range(1, ncpu_max));
       o.ncpu = static_cast<unsigned>(n);
     } else if (a == "--backend") {
       if (v == nullptr || !parse_backend(v, o.backend))
@@ -175,7 +204,23 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
       return bad("unknown option '" + a + "'");
     }
   }
+  // Every ring and queue may be at its limit, but not all at once: the packet pool is
+  // allocated up front.
+  const std::uint64_t bytes = nicsim_pool_packets(o) * sizeof(pkt);
+  if (bytes > pool_bytes_max)
+    return bad("--tx-ring " + std::to_string(o.nic.tx_ring) + ", --rx-ring " +
+               std::to_string(o.nic.rx_ring) + " and --ifq-len " +
+               std::to_string(o.nic.ifq_maxlen) + " need " + std::to_string(bytes >> 20) +
+               " MiB of packet buffers (4 x (tx-ring + rx-ring + ifq-len) per NIC, " +
+               std::to_string(sizeof(pkt)) + " bytes each); the limit is " +
+               std::to_string(pool_bytes_max >> 20) + " MiB");
   return -1;
+}
+
+std::uint64_t nicsim_pool_packets(const nicsim_options& o) {
+  const std::uint64_t nnics = o.wire == wire_choice::pair ? 2 : 1;
+  return nnics * 4 *
+         (std::uint64_t{o.nic.tx_ring} + std::uint64_t{o.nic.rx_ring} + o.nic.ifq_maxlen);
 }
 
 }  // namespace kcont::net

@@ -27,7 +27,17 @@ struct nicsim_options {
   nic_config nic;
 };
 
+// Limits of the options that size something (the others' ranges are in --help).
+inline constexpr unsigned ifq_len_max = 65536;
+inline constexpr unsigned ncpu_max = 1024;  // the runtime's own limit
+inline constexpr std::uint64_t packets_max = 1'000'000'000'000;
+inline constexpr std::uint64_t pool_bytes_max = std::uint64_t{1} << 30;  // packet buffers
+
 // Returns -1 to go on, or the exit code (0 after --help, 2 after a bad option, with a message).
+// --intr-cpu is checked against the runtime's CPUs later, once the runtime exists.
 int parse_nicsim_options(int argc, char** argv, nicsim_options& o);
+
+// Packet buffers the run allocates up front: 4 x (tx ring + rx ring + send queue) per NIC.
+std::uint64_t nicsim_pool_packets(const nicsim_options& o);
 
 }  // namespace kcont::net

@@ -329,29 +329,41 @@ const char* backend_name(backend_kind kind) {
 }
 
 namespace {
-unsigned env_unsigned(const char* var, unsigned fallback) {
+// A KCONT_* variable that holds a whole number in lo..hi: digits only (no sign, blank,
+// fraction or exponent). Unset or empty means `fallback`. Anything else throws
+// std::invalid_argument naming the variable, its value and the range: never wrapped, never
+// silently ignored.
+std::uint64_t env_number(const char* var, std::uint64_t lo, std::uint64_t hi,
+                         std::uint64_t fallback, const char* meaning) {
   const char* v = std::getenv(var);
   if (v == nullptr || *v == '\0') return fallback;
-  char* end = nullptr;
-  unsigned long x = std::strtoul(v, &end, 10);
-  if (*end != '\0') {
-    std::fprintf(stderr, "kcont: ignoring %s=%s (not a number)\n", var, v);
-    return fallback;
+  std::uint64_t x = 0;
+  bool ok = true;
+  for (const char* p = v; *p != '\0' && ok; ++p) {
+    const unsigned digit = static_cast<unsigned char>(*p) - static_cast<unsigned>('0');
+    ok = digit <= 9 && digit <= hi && x <= (hi - digit) / 10;  // x * 10 + digit <= hi
+    x = x * 10 + digit;
   }
-  return static_cast<unsigned>(x);
+  if (!ok || x < lo)
+    throw std::invalid_argument(std::string("kcont: ") + var + "=" + v +
+                                " is not valid: it takes a whole number in " + std::to_string(lo) +
+                                ".." + std::to_string(hi) + meaning);
+  return x;
 }
 }  // namespace
 
 runtime_config runtime_config::from_env() {
   runtime_config c;
-  c.ncpu = env_unsigned("KCONT_NCPU", c.ncpu);
-  c.hz = env_unsigned("KCONT_HZ", c.hz);
-  c.pin_threads = env_unsigned("KCONT_PIN", 1) != 0;
-  c.initial_ticks = env_unsigned("KCONT_INITIAL_TICKS", 0);
+  c.ncpu = static_cast<unsigned>(
+      env_number("KCONT_NCPU", 0, 1024, c.ncpu, " (0: the host's online CPUs)"));
+  c.hz = static_cast<unsigned>(env_number("KCONT_HZ", 1, 100000, c.hz, " (ticks per second)"));
+  c.pin_threads = env_number("KCONT_PIN", 0, 1, 1, " (1: pin the loop threads)") != 0;
+  c.initial_ticks = static_cast<std::uint32_t>(
+      env_number("KCONT_INITIAL_TICKS", 0, UINT32_MAX, 0, " (the tick counter's start)"));
   if (const char* b = std::getenv("KCONT_BACKEND"); b != nullptr && *b != '\0') {
     if (!parse_backend(b, c.backend))
       throw std::invalid_argument(std::string("kcont: KCONT_BACKEND=") + b +
-                                  " is not a backend (asio or libevent)");
+                                  " is not valid: it takes asio or libevent");
   }
   return c;
 }

@@ -44,6 +44,9 @@ struct callout {
   std::uint8_t c_level;   // wheel level while in a bucket
 };
 
+// NetBSD's name for the storage (callout(9): callout_t).
+typedef struct callout callout_t;
+
 inline constexpr unsigned CALLOUT_MPSAFE = 0x0100;  // run without the kernel lock
 
 void callout_init(callout* c, unsigned flags);

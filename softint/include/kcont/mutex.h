@@ -41,14 +41,32 @@ typedef kmutex kmutex_t;
 inline constexpr int MUTEX_DEFAULT = 0;
 inline constexpr int MUTEX_DRIVER = 1;
 inline constexpr int MUTEX_SPIN = 2;
+
+// Interrupt priority levels, by both kernels' names, for every interface that takes an `ipl`
+// (mutex_init, taskq_create, taskctx_init, TASKCTX_INITIALIZER, workqueue_create). User space
+// has no spl: kcont accepts any of them and ignores it. The values keep each kernel's relative
+// order: NetBSD's NONE < SOFTCLOCK < SOFTBIO < SOFTNET < SOFTSERIAL < VM < SCHED < HIGH, and
+// OpenBSD's NONE < SOFTCLOCK < SOFTNET < BIO < NET < SOFTTTY < TTY < VM < AUDIO <
+// CLOCK = STATCLOCK = SCHED < HIGH < IPI.
 inline constexpr int IPL_NONE = 0;
 inline constexpr int IPL_SOFTCLOCK = 1;
-inline constexpr int IPL_SOFTBIO = 2;
+inline constexpr int IPL_SOFTBIO = 2;  // NetBSD
 inline constexpr int IPL_SOFTNET = 3;
-inline constexpr int IPL_SOFTSERIAL = 4;
-inline constexpr int IPL_VM = 5;
-inline constexpr int IPL_SCHED = 6;
-inline constexpr int IPL_HIGH = 7;
+inline constexpr int IPL_SOFTSERIAL = 4;  // NetBSD
+inline constexpr int IPL_BIO = 5;         // OpenBSD (and older NetBSD drivers)
+inline constexpr int IPL_NET = 6;
+inline constexpr int IPL_SOFTTTY = 7;  // OpenBSD
+inline constexpr int IPL_TTY = 8;
+inline constexpr int IPL_VM = 9;
+inline constexpr int IPL_AUDIO = 10;
+inline constexpr int IPL_CLOCK = 11;
+inline constexpr int IPL_STATCLOCK = IPL_CLOCK;
+inline constexpr int IPL_SCHED = IPL_CLOCK;
+inline constexpr int IPL_HIGH = 12;
+inline constexpr int IPL_IPI = 13;  // OpenBSD
+// OpenBSD flags OR-ed into an ipl (e.g. IPL_NET | IPL_MPSAFE): accepted and ignored with it.
+inline constexpr int IPL_MPSAFE = 0x100;
+inline constexpr int IPL_WAKEUP = 0x200;
 
 #ifdef KCONT_LOCKDEBUG
 // Debug builds record where each lock was initialised and taken (kcont/lockdebug.h).

@@ -1,0 +1,121 @@
+// runtime_config::from_env (issue 16, item 8): every KCONT_* variable it reads takes plain
+// decimal digits in its range (or a backend name); anything else throws std::invalid_argument
+// naming the variable, never a silently wrapped or ignored value. Unset or empty: the default.
+#include <doctest/doctest.h>
+#include <kcont/runtime.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+const char* const vars[] = {"KCONT_NCPU", "KCONT_HZ", "KCONT_PIN", "KCONT_INITIAL_TICKS",
+                            "KCONT_BACKEND"};
+
+// Sets the KCONT_* variables for one case and restores them after it.
+class env_guard {
+ public:
+  env_guard() {
+    for (int i = 0; i < 5; ++i) {
+      const char* v = std::getenv(vars[i]);
+      had_[i] = v != nullptr;
+      if (v) saved_[i] = v;
+      ::unsetenv(vars[i]);
+    }
+  }
+  ~env_guard() {
+    for (int i = 0; i < 5; ++i) {
+      if (had_[i])
+        ::setenv(vars[i], saved_[i].c_str(), 1);
+      else
+        ::unsetenv(vars[i]);
+    }
+  }
+  env_guard(const env_guard&) = delete;
+  env_guard& operator=(const env_guard&) = delete;
+
+ private:
+  bool had_[5] = {};
+  std::string saved_[5];
+};
+
+// from_env must throw std::invalid_argument whose message names the variable and its range.
+void check_refused(const char* var, const char* value, const char* range) {
+  env_guard g;
+  ::setenv(var, value, 1);
+  CAPTURE(var);
+  CAPTURE(value);
+  std::string what;
+  try {
+    (void)kcont::runtime_config::from_env();
+  } catch (const std::invalid_argument& e) {
+    what = e.what();
+  }
+  CHECK_MESSAGE(!what.empty(), "accepted");
+  CHECK_MESSAGE(what.find(std::string(var) + "=") != std::string::npos, what);
+  CHECK_MESSAGE(what.find(range) != std::string::npos, what);
+}
+
+}  // namespace
+
+TEST_CASE("from_env refuses out-of-range and non-numeric KCONT_* values") {
+  // The values the issue names: wrapped to 1 and to 1000 before.
+  check_refused("KCONT_NCPU", "4294967297", "0..1024");
+  check_refused("KCONT_HZ", "4294968296", "1..100000");
+  for (const char* bad : {"-1", "1025", "abc", "4x", " 4", "4 ", "+4", "0x10", "1e2", "4.0", "nan",
+                          "inf", "99999999999999999999999"})
+    check_refused("KCONT_NCPU", bad, "0..1024");
+  for (const char* bad : {"0", "100001", "-1000", "1000hz", "1e3", "18446744073709551616"})
+    check_refused("KCONT_HZ", bad, "1..100000");
+  for (const char* bad : {"2", "yes", "-1", "01x", "4294967297"})
+    check_refused("KCONT_PIN", bad, "0..1");
+  for (const char* bad : {"4294967296", "-1", "1e9", "0x7fffffff", "18446744073709551615"})
+    check_refused("KCONT_INITIAL_TICKS", bad, "0..4294967295");
+  for (const char* bad : {"boost", "ASIO", " asio", "libevent2"})
+    check_refused("KCONT_BACKEND", bad, "asio or libevent");
+}
+
+TEST_CASE("from_env takes every in-range value; unset or empty keeps the default") {
+  {
+    env_guard g;
+    const kcont::runtime_config d;
+    const kcont::runtime_config c = kcont::runtime_config::from_env();
+    CHECK(c.ncpu == d.ncpu);
+    CHECK(c.hz == d.hz);
+    CHECK(c.pin_threads == d.pin_threads);
+    CHECK(c.initial_ticks == d.initial_ticks);
+    CHECK(c.backend == d.backend);
+  }
+  {
+    env_guard g;
+    for (const char* v : vars) ::setenv(v, "", 1);
+    const kcont::runtime_config c = kcont::runtime_config::from_env();
+    CHECK(c.hz == kcont::runtime_config{}.hz);
+  }
+  {
+    env_guard g;
+    ::setenv("KCONT_NCPU", "1024", 1);
+    ::setenv("KCONT_HZ", "100000", 1);
+    ::setenv("KCONT_PIN", "0", 1);
+    ::setenv("KCONT_INITIAL_TICKS", "4294967295", 1);
+    ::setenv("KCONT_BACKEND", "asio", 1);
+    const kcont::runtime_config c = kcont::runtime_config::from_env();
+    CHECK(c.ncpu == 1024);
+    CHECK(c.hz == 100000);
+    CHECK_FALSE(c.pin_threads);
+    CHECK(c.initial_ticks == 4294967295u);
+  }
+  {
+    env_guard g;
+    ::setenv("KCONT_NCPU", "0", 1);
+    ::setenv("KCONT_HZ", "1", 1);
+    ::setenv("KCONT_PIN", "1", 1);
+    ::setenv("KCONT_INITIAL_TICKS", "0", 1);
+    const kcont::runtime_config c = kcont::runtime_config::from_env();
+    CHECK(c.ncpu == 0);
+    CHECK(c.hz == 1);
+    CHECK(c.pin_threads);
+    CHECK(c.initial_ticks == 0);
+  }
+}
