@@ -49,6 +49,15 @@ const std::map<std::string, std::function<void()>> cases = {
            &c, 100000, [](void*) {}, nullptr);
        callout_init(&c, CALLOUT_MPSAFE);
      }},
+    {"kcont_setfunc_without_lock",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::runtime_scope scope(rt);
+       kcont_t* kc = kcont_create(
+           wq_softnet, nullptr, [](void*, kcont_t*) {}, nullptr, 0);
+       kcont_setfunc(
+           kc, [](void*, kcont_t*) {}, nullptr);
+     }},
     {"taskq_destroy_twice",
      [] {
        kcont::runtime rt(one_cpu());
