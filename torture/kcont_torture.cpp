@@ -317,6 +317,14 @@ int main(int argc, char** argv) {
     }
   }
   for (auto& f : fams) f.reset();
+  // Every exception a handler threw on purpose was reported once by kcont, and no other.
+  const std::uint64_t thrown = g_thrown.load(), reported = kcont::handler_exceptions();
+  std::printf("%-13s %14" PRIu64 " thrown by handlers, %" PRIu64 " reported by kcont  %s\n",
+              "exceptions", thrown, reported, thrown == reported ? "ok" : "MISMATCH");
+  if (thrown != reported)
+    violation("exceptions", 0,
+              "handlers threw " + std::to_string(thrown) + ", kcont reported " +
+                  std::to_string(reported));
   const std::uint64_t v = violation_count();
   std::printf("\n%s: %" PRIu64 " violation(s), seed %" PRIu64 "\n", v == 0 ? "PASS" : "FAIL", v,
               o.seed);

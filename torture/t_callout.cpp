@@ -231,6 +231,7 @@ class callout_family final : public family {
       count_handler_op(op_callout_rearm_self);
     }
     mutex_exit(&s->L);
+    if (throw_now()) throw_on_purpose();
   }
 
   slot slots_[kSlots];

@@ -407,7 +407,9 @@ class kcont_family final : public family {
                  true);
       count_handler_op(op_kcont_resched_self);
     }
+    const bool fail = throw_now();
     if (!s->has_lock) s->M.unlock();
+    if (fail) throw_on_purpose();  // with L held: kcont must release it
   }
 
   // ---- ordered groups
@@ -436,7 +438,12 @@ class kcont_family final : public family {
     member& m = g.m[t.r.below(kMembers)];
     std::lock_guard<std::mutex> oplk(g.op);
     mutex_enter(&g.G);
-    if (t.r.below(100) < 80) {
+    if (t.r.below(100) < 5) {
+      // Hold the group's lock a while: its runnable members wait on the lock (the release
+      // wakes their queue) while other groups' continuations run.
+      std::this_thread::sleep_for(std::chrono::microseconds(50 + t.r.below(200)));
+      ++t.ops.n[op_kcont_hold_group_lock];
+    } else if (t.r.below(100) < 80) {
       schedule_member(g, m, "kcont_schedule (group)");
       ++t.ops.n[op_kcont_schedule_ordered];
     } else {
@@ -471,6 +478,7 @@ class kcont_family final : public family {
       schedule_member(g, *m, "kcont_schedule (group, from func)");
       count_handler_op(op_kcont_resched_self);
     }
+    if (throw_now()) throw_on_purpose();  // G held: kcont must release it, order must hold
   }
 
   kcont_wq_t* acq_pc_ = nullptr;

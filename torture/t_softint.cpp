@@ -212,6 +212,7 @@ class softint_family final : public family {
       }
     }
     t.inside.store(0);
+    if (throw_now()) throw_on_purpose();
   }
 
   // A quiet point: with the gate held exclusively nothing schedules this softint (handlers

@@ -304,6 +304,7 @@ class task_family final : public family {
     }
     q.inside.fetch_sub(1);
     q.finished.fetch_add(1);
+    if (throw_now()) throw_on_purpose();
   }
 
   // ---- taskctx
@@ -352,6 +353,7 @@ class task_family final : public family {
     c.inside.store(0);
     p.last_run.store(seq);
     x->in_flight.store(false);  // the owner may dispatch it again (it was copied before the run)
+    if (throw_now()) throw_on_purpose();  // the runner must leave the context all the same
   }
 
   static void maybe_chain(ctx_books& c) {  // inside the context

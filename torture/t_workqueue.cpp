@@ -166,6 +166,7 @@ class workqueue_family final : public family {
       enqueue_locked(*it, c < g_config.ncpu ? cpu_lookup(c) : nullptr);
       count_handler_op(op_workqueue_reenqueue_self);
     }
+    if (throw_now()) throw_on_purpose();
   }
 
   wq_books ws_[kQueues];

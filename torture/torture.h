@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -77,6 +78,9 @@ enum op : unsigned {
   op_kcont_destroy,
   op_kcont_resched_self,
   op_kcont_destroy_self,
+  // every family
+  op_handler_throw,
+  op_kcont_hold_group_lock,
   op_count
 };
 const char* op_name(op o);
@@ -95,6 +99,21 @@ inline void count_handler_op(op o) {
 extern std::atomic<bool> g_stopping;
 inline bool stopping() {
   return g_stopping.load(std::memory_order_relaxed);
+}
+
+// Handlers of every family throw now and then, after their books are done: kcont must report
+// the exception, abandon the handler and release what it held, and the run still counts. The
+// number thrown must equal kcont::handler_exceptions() at the end.
+extern std::atomic<std::uint64_t> g_thrown;
+struct thrown_on_purpose : std::exception {
+  const char* what() const noexcept override { return "kcont-torture: thrown on purpose"; }
+};
+inline constexpr unsigned kThrowOneIn = 2000;
+bool throw_now();  // this handler run should throw (thread-local rng; never while stopping)
+[[noreturn]] inline void throw_on_purpose() {
+  count_handler_op(op_handler_throw);
+  g_thrown.fetch_add(1, std::memory_order_relaxed);
+  throw thrown_on_purpose();
 }
 
 // Violations: printed (the first few) and counted; any makes the exit status non-zero.

@@ -45,6 +45,13 @@ std::uint64_t violation_count() {
   return g_violations;
 }
 
+std::atomic<std::uint64_t> g_thrown{0};
+
+bool throw_now() {
+  thread_local rng r{g_seed ^ reinterpret_cast<std::uintptr_t>(&r)};
+  return !stopping() && r.one_in(kThrowOneIn);
+}
+
 const char* op_name(op o) {
   static const char* const names[op_count] = {"softint_establish",
                                               "softint_schedule",
@@ -80,11 +87,14 @@ const char* op_name(op o) {
                                               "kcont_halt",
                                               "kcont_destroy",
                                               "  reschedule from func",
-                                              "  destroy from func"};
+                                              "  destroy from func",
+                                              "handler threw (reported, abandoned)",
+                                              "group lock held a while (waiters)"};
   return names[o];
 }
 
 const char* op_api(op o) {
+  if (o == op_handler_throw) return "all";
   if (o <= op_softint_quiet_check) return "softint";
   if (o <= op_callout_halt_destroy_self) return "callout";
   if (o <= op_task_readd_self) return "task(9)";
