@@ -98,10 +98,9 @@ TEST_CASE("no thread can be made: a runtime refuses with std::system_error") {
 
 TEST_CASE("no worker engine: taskq_create NULL + errno, workqueue_create and kcont_create fail") {
   run_case("faces", [] {
-    kcont::runtime_config c = one_cpu();
-    if (!allow_threads(1)) return 77;  // the CPU loop, nothing more
-    kcont::runtime rt(c);
+    kcont::runtime rt(one_cpu());  // its CPU loop; no worker engine yet
     kcont::runtime_scope scope(rt);
+    if (!allow_threads(0)) return 77;  // no thread more from here on
     errno = 0;
     taskq* tq = taskq_create("nothreads", 1, 0, TASKQ_MPSAFE);
     CHILD_CHECK(tq == nullptr);

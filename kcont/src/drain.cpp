@@ -97,7 +97,7 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   void* arg = kc->kc_arg;
   ++q.running;
   lk.unlock();
-  if (kc->kc_lockwait.on.load(std::memory_order_relaxed) != nullptr)
+  if (kc->kc_lockwait.on.load(std::memory_order_acquire) != nullptr)
     kcont::machine::lock_unwait(&kc->kc_lockwait);  // ran before its lock's release woke it
   if (fell) wake_waiting(q.gate);
   fell = false;
