@@ -6,6 +6,7 @@
 // against a mutex+condvar FIFO whose worker blocks on each item's lock.
 #include <kcont/kcont.h>
 #include <kcont/softint.h>
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -81,6 +82,41 @@ std::vector<double> bench_cross(const latency_options& o, kcont::runtime& rt, kc
     }
   });
   kcont_destroy(&kc);
+  return v;
+}
+
+// Lock release -> func start: kc (lock L) is runnable on CPU 1 but L is held by this thread,
+// so its drain registers it on L's waiters and the CPU goes to sleep; then mutex_exit(L) at
+// t0 must wake the queue and run func (the turnstile path: no polling).
+std::vector<double> bench_lock_release(const latency_options& o, kcont::runtime& rt,
+                                       kcont_wq_t* wq) {
+  kcont::runtime_scope scope(rt);
+  probe pr;
+  kmutex_t lock;
+  mutex_init(&lock, MUTEX_DEFAULT, IPL_NONE);
+  kcont_t kc;
+  kcont_init(
+      &kc, wq, &lock, [](void* a, kcont_t*) { static_cast<probe*>(a)->hit(); }, &pr, 0);
+  cpu_info* target = rt.cpu(1);
+  const std::int64_t settle_ns = std::max<std::int64_t>(o.gap_us, 200) * 1000;  // CPU asleep
+  std::vector<double> v;
+  v.reserve(o.samples);
+  for (int i = 0; i < o.samples + o.samples / 10; ++i) {
+    mutex_enter(&lock);
+    while (kcont_schedule(&kc, target, 0) == EBUSY) {  // the previous run is still returning
+      mutex_exit(&lock);
+      mutex_enter(&lock);
+    }
+    spin_for(settle_ns);
+    pr.done.store(false, std::memory_order_relaxed);
+    const std::int64_t t0 = now_ns();
+    mutex_exit(&lock);
+    while (!pr.done.load(std::memory_order_acquire)) {
+    }
+    if (i >= o.samples / 10) v.push_back(static_cast<double>(pr.t1.load() - t0));
+  }
+  kcont_destroy(&kc);
+  mutex_destroy(&lock);
   return v;
 }
 
@@ -374,6 +410,12 @@ void area_kcont(context& ctx) {
                   bench_same(o, rt, wq_prihigh));
   ctx.ratio("kcont.latency.prihigh_cross.p50_over_floor", "wq_prihigh cross-CPU p50 / floor",
             thr.all.p50 / floor.all.p50);
+  ctx.step("lock release -> func, wq_prihigh");
+  auto rel = ctx.latency_row("kcont.latency.lock_release.prihigh",
+                             "mutex_exit(L) -> waiting func (L) starts, wq_prihigh, idle",
+                             bench_lock_release(o, rt, wq_prihigh));
+  ctx.ratio("kcont.latency.lock_release.prihigh.p50_over_floor",
+            "lock release -> func p50 / floor (wq_prihigh)", rel.all.p50 / floor.all.p50);
   // The soft queues run on the CPU loops: their rows on every loop backend.
   for (auto b : ctx.loop_backends()) {
     const std::string loop = kcont::backend_name(b);
@@ -385,6 +427,14 @@ void area_kcont(context& ctx) {
         bench_cross(o, rtl, wq_softnet), "kcont wq_softnet cross-CPU (" + loop + ")");
     ctx.latency_row("kcont.latency.softnet_same" + tag, "wq_softnet, same CPU (" + loop + " loop)",
                     bench_same(o, rtl, wq_softnet));
+    ctx.step("lock release -> func, wq_softnet, " + loop + " loop");
+    auto srel = ctx.latency_row(
+        "kcont.latency.lock_release.softnet" + tag,
+        "mutex_exit(L) -> waiting func (L) starts, wq_softnet, idle (" + loop + " loop)",
+        bench_lock_release(o, rtl, wq_softnet));
+    ctx.ratio("kcont.latency.lock_release.softnet" + tag + ".p50_over_floor",
+              "lock release -> func p50 / floor (wq_softnet, " + loop + " loop)",
+              srel.all.p50 / floor.all.p50);
     rtl.stop();
     ctx.ratio("kcont.latency.softnet_cross" + tag + ".p50_over_floor",
               "wq_softnet cross-CPU p50 / floor (" + loop + " loop)",

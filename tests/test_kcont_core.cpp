@@ -19,19 +19,13 @@
 #include "test_util.h"
 
 using namespace std::chrono_literals;
+using kcont_test::require_or_exit;
 using kcont_test::wait_until;
 
 namespace {
 
 void bump(void* p, kcont_t*) {
   ++*static_cast<std::atomic<int>*>(p);
-}
-
-// A hang is a failed test, not a hung run.
-void require_or_exit(bool ok, const char* what) {
-  if (ok) return;
-  std::fprintf(stderr, "FAILED: %s (hung; exiting)\n", what);
-  std::_Exit(1);
 }
 
 }  // namespace

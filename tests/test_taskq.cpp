@@ -16,6 +16,7 @@
 #include "test_util.h"
 
 using namespace std::chrono_literals;
+using kcont_test::require_or_exit;
 using kcont_test::wait_until;
 
 namespace {
@@ -151,14 +152,6 @@ TEST_CASE(
 }
 
 namespace {
-
-// A barrier that hangs is a failed test, not a hung run: report and leave at once (the queue
-// cannot be destroyed while a barrier is stuck in it).
-void require_or_exit(bool ok, const char* what) {
-  if (ok) return;
-  std::fprintf(stderr, "FAILED: %s (hung; exiting)\n", what);
-  std::_Exit(1);
-}
 
 // Runs taskq_barrier(tq) on a thread of its own; done() tells whether it has returned.
 struct barrier_thread {

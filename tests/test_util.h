@@ -49,6 +49,14 @@ struct slow_call {
   static void task_fn(void* self) { static_cast<slow_call*>(self)->run(); }
 };
 
+// A wait that hangs is a failed test, not a hung run: report and leave at once (the objects
+// stuck in the wait could not be torn down).
+inline void require_or_exit(bool ok, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "FAILED: %s (hung; exiting)\n", what);
+  std::_Exit(1);
+}
+
 // Threads of this process now (entries of /proc/self/task).
 inline int process_threads() {
   int n = 0;
