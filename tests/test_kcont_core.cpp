@@ -100,7 +100,22 @@ TEST_CASE("order is exact with 64 contended locks while another thread takes the
     }
     // Hold every lock, queue everything (interleaved across groups), then let a chaos thread
     // release and retake them at random while the drains run.
-    for (auto& g : groups) mutex_enter(&g.lock);
+    // Two holder threads take half the locks each (TSan's deadlock detector tracks at most 64
+    // locks held by one thread), and give them back one by one when told.
+    std::atomic<int> holding{0};
+    std::atomic<bool> give_back{false};
+    std::vector<std::thread> holders;
+    for (int h = 0; h < 2; ++h)
+      holders.emplace_back([&, h] {
+        for (int l = h; l < kLocks; l += 2) mutex_enter(&groups[l].lock);
+        ++holding;
+        while (!give_back) std::this_thread::sleep_for(100us);
+        for (int l = kLocks - 2 + h; l >= 0; l -= 2) {
+          mutex_exit(&groups[l].lock);
+          std::this_thread::sleep_for(100us);
+        }
+      });
+    REQUIRE(wait_until([&] { return holding == 2; }));
     for (auto& it : items) REQUIRE(kcont_schedule(it.kc, rt.cpu(0), 0) == 0);
     std::atomic<bool> stop{false};
     std::thread chaos([&] {
@@ -114,10 +129,8 @@ TEST_CASE("order is exact with 64 contended locks while another thread takes the
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 20));
       }
     });
-    for (int l = kLocks - 1; l >= 0; --l) {
-      mutex_exit(&groups[l].lock);
-      std::this_thread::sleep_for(100us);
-    }
+    give_back = true;
+    for (auto& h : holders) h.join();
     require_or_exit(wait_until([&] { return ran == kLocks * kPerLock; }), "every item ran");
     stop = true;
     chaos.join();
