@@ -140,21 +140,31 @@ TEST_CASE("taskctx_barrier waits for the task running in the context") {
 TEST_CASE("taskctx_barrier returns while two threads dispatch nonstop (no polling)") {
   taskctx tc;
   taskctx_init(&tc, 0);
-  // Each dispatcher re-dispatches its own task as soon as it has been taken off the queue, so
-  // the thread inside always has more work and never leaves the context.
+  // Each dispatcher re-dispatches its own task as soon as it has been taken off the queue, and
+  // the task dispatches itself again from inside too, so the thread inside always has more
+  // work and never leaves the context (a barrier that waits for it to leave never returns).
+  std::atomic<bool> stop{false};
   struct spinner {
     std::atomic<long> runs{0};
+    taskctx* tc = nullptr;
+    task* self = nullptr;
+    std::atomic<bool>* stop = nullptr;
     static void run(void* a) {
       auto* s = static_cast<spinner*>(a);
       ++s->runs;
       auto until = std::chrono::steady_clock::now() + 20us;
       while (std::chrono::steady_clock::now() < until) {
       }
+      if (!*s->stop) task_dispatch(s->tc, s->self);  // from inside: queued behind
     }
   };
-  std::atomic<bool> stop{false};
   spinner sp[2];
   task tasks[2] = {TASK_INITIALIZER(spinner::run, &sp[0]), TASK_INITIALIZER(spinner::run, &sp[1])};
+  for (int i = 0; i < 2; ++i) {
+    sp[i].tc = &tc;
+    sp[i].self = &tasks[i];
+    sp[i].stop = &stop;
+  }
   std::vector<std::thread> dispatchers;
   for (int i = 0; i < 2; ++i)
     dispatchers.emplace_back([&, i] {
