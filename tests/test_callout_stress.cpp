@@ -4,6 +4,7 @@
 // A stop "cancelled" the last arm when the callout was PENDING just before and callout_stop
 // says it had not EXPIRED (the user lock, which the handler takes too, keeps the two reads and
 // the handler's count consistent).
+#include <books.h>
 #include <doctest/doctest.h>
 #include <kcont/callout.h>
 #include <kcont/mutex.h>
@@ -78,21 +79,20 @@ TEST_CASE("stress: resets, stops and runs balance exactly") {
     });
   }
   for (auto& th : threads) th.join();
-  std::uint64_t resets = 0, runs = 0, cancelled = 0;
+  torture::books books{"callout"};
+  unsigned index = 0;
   for (auto& t : timers) {
     mutex_enter(&t.lock);
     stop_counted(&t);
     mutex_exit(&t.lock);
     callout_halt(&t.c, nullptr);  // wait for a handler still running
     mutex_enter(&t.lock);
-    resets += t.resets;
-    runs += t.runs;
-    cancelled += t.cancelled;
+    books.add_object(index++, t.resets, t.runs, t.cancelled, "resets");
     mutex_exit(&t.lock);
     callout_destroy(&t.c);
   }
-  MESSAGE(resets << " resets = " << runs << " runs + " << cancelled << " cancelled");
-  CHECK(resets == runs + cancelled);
-  CHECK(runs > 0);
-  CHECK(cancelled > 0);
+  MESSAGE(books.summary());
+  CHECK_MESSAGE(books.balanced(), books.summary());
+  CHECK(books.ran > 0);
+  CHECK(books.cancelled > 0);
 }

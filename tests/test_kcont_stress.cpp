@@ -3,6 +3,7 @@
 // runs and by a test thread around each operation, so under the lock an invocation is either
 // absent or queued-not-running: created (schedule returned 0) = runs + cancelled (a stop of a
 // queued invocation).
+#include <books.h>
 #include <doctest/doctest.h>
 #include <kcont/kcont.h>
 
@@ -63,18 +64,17 @@ TEST_CASE("stress: created = runs + cancelled, under 3 threads, 2 CPUs, soft and
     });
   }
   for (auto& t : threads) t.join();
-  std::uint64_t created = 0, runs = 0, cancelled = 0;
+  torture::books books{"kcont"};
+  unsigned index = 0;
   for (auto& c : cs) {
     REQUIRE(kcont_test::wait_until([&] { return !kcont_invoking(&c.kc); }));  // drain
     mutex_enter(&c.lock);
-    created += c.created;
-    runs += c.runs;
-    cancelled += c.cancelled;
+    books.add_object(index++, c.created, c.runs, c.cancelled, "created");
     mutex_exit(&c.lock);
     kcont_destroy(&c.kc);
   }
-  MESSAGE(created << " created = " << runs << " runs + " << cancelled << " cancelled");
-  CHECK(created == runs + cancelled);
-  CHECK(runs > 0);
-  CHECK(cancelled > 0);
+  MESSAGE(books.summary());
+  CHECK_MESSAGE(books.balanced(), books.summary());
+  CHECK(books.ran > 0);
+  CHECK(books.cancelled > 0);
 }

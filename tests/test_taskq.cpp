@@ -1,5 +1,6 @@
 // task(9) task queues on the pooled worker engine: return values, FIFO, concurrency, barriers,
 // destroy drains, system queues, faults (thread creation failing, a task throwing), idle exit.
+#include <books.h>
 #include <doctest/doctest.h>
 #include <kcont/runtime.h>
 #include <kcont/task.h>
@@ -423,10 +424,10 @@ TEST_CASE("stress: every add runs exactly once or is deleted, under 4 adding thr
   struct slot {
     task t;
     std::atomic<long> runs{0};
+    long adds = 0, dels = 0;  // task_add == 1 / task_del == 1, by the slot's own thread
   };
   std::vector<std::vector<slot>> slots;
   for (int i = 0; i < kThreads; ++i) slots.emplace_back(kTasks);
-  std::atomic<long> adds{0}, dels{0};
   std::vector<std::thread> threads;
   for (int th = 0; th < kThreads; ++th) {
     threads.emplace_back([&, th] {
@@ -439,9 +440,9 @@ TEST_CASE("stress: every add runs exactly once or is deleted, under 4 adding thr
         x = x * 1103515245 + 12345;
         slot& sl = slots[th][(x >> 8) % kTasks];
         if ((x >> 20) % 16 == 0)
-          dels += task_del(tq, &sl.t);
+          sl.dels += task_del(tq, &sl.t);
         else
-          adds += task_add(tq, &sl.t);
+          sl.adds += task_add(tq, &sl.t);
         // Let the workers run amid the adds (2 cores, 4 adders: they would starve).
         if (i % 128 == 0) std::this_thread::sleep_for(200us);
       }
@@ -449,9 +450,10 @@ TEST_CASE("stress: every add runs exactly once or is deleted, under 4 adding thr
   }
   for (auto& t : threads) t.join();
   taskq_destroy(tq);
-  long runs = 0;
+  torture::books books{"task(9)"};
+  unsigned index = 0;
   for (auto& v : slots)
-    for (auto& sl : v) runs += sl.runs;
-  MESSAGE(adds.load() << " adds = " << runs << " runs + " << dels.load() << " deletes");
-  CHECK(adds == runs + dels);
+    for (auto& sl : v) books.add_object(index++, sl.adds, sl.runs, sl.dels, "added", "deleted");
+  MESSAGE(books.summary());
+  CHECK_MESSAGE(books.balanced(), books.summary());
 }

@@ -307,6 +307,7 @@ int main(int argc, char** argv) {
               "coalesced", "in-order", "balance");
   for (auto& f : fams) {
     for (const books& b : f->check()) {
+      for (const auto& u : b.unbalanced) violation(b.api.c_str(), u.object, u.what);
       const bool ok = b.scheduled == b.ran + b.cancelled;
       std::printf("%-13s %14" PRIu64 " %14" PRIu64 " %14" PRIu64 " %12" PRIu64 " %12" PRIu64
                   "  %s\n",

@@ -11,6 +11,8 @@
 // "cancelled" are read and written at points where the object cannot be running.
 #pragma once
 
+#include "books.h"
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -120,20 +122,6 @@ bool throw_now();  // this handler run should throw (thread-local rng; never whi
 void violation(const char* api, unsigned object, const std::string& what);
 std::uint64_t violation_count();
 extern std::uint64_t g_seed;
-
-// One line of the accounting summary.
-struct books {
-  std::string api;
-  std::uint64_t scheduled = 0, ran = 0, cancelled = 0;  // must balance
-  std::uint64_t coalesced = 0;     // accepted but merged into a run that covered them (softint)
-  std::uint64_t order_checks = 0;  // runs checked against the promised order
-  std::string note;
-  // Adds one object's figures (named as the family counts them, e.g. "armed", "deleted"); an
-  // object whose own figures do not balance is a violation.
-  void add_object(unsigned object, std::uint64_t object_scheduled, std::uint64_t object_ran,
-                  std::uint64_t object_cancelled, const char* scheduled_name = "scheduled",
-                  const char* cancelled_name = "cancelled", const std::string& where = "");
-};
 
 struct thread_ctx {
   unsigned index;

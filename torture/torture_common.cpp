@@ -27,19 +27,6 @@ void violation(const char* api, unsigned object, const std::string& what) {
   }
 }
 
-void books::add_object(unsigned object, std::uint64_t object_scheduled, std::uint64_t object_ran,
-                       std::uint64_t object_cancelled, const char* scheduled_name,
-                       const char* cancelled_name, const std::string& where) {
-  scheduled += object_scheduled;
-  ran += object_ran;
-  cancelled += object_cancelled;
-  if (object_scheduled != object_ran + object_cancelled)
-    violation(api.c_str(), object,
-              where + scheduled_name + " " + std::to_string(object_scheduled) + " != ran " +
-                  std::to_string(object_ran) + " + " + cancelled_name + " " +
-                  std::to_string(object_cancelled));
-}
-
 std::uint64_t violation_count() {
   std::lock_guard<std::mutex> lk(g_violation_mu);
   return g_violations;
