@@ -2,7 +2,7 @@
 // threads contending, against asio::strand dispatch (from a foreign thread, and from a thread
 // running the io_context, where it runs inline) and a plain std::mutex, in the same run.
 #include <kcont/runtime.h>
-#include <kcont/task.h>
+#include <kcont/taskctx.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>

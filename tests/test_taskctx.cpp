@@ -1,7 +1,7 @@
 // taskctx (OpenBSD 2015 diff): direct dispatch, serialisation, no task lost in the
 // enter/leave window, copy-before-run, barriers.
 #include <doctest/doctest.h>
-#include <kcont/task.h>
+#include <kcont/taskctx.h>
 
 #include <atomic>
 #include <memory>

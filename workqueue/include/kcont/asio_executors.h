@@ -9,6 +9,7 @@
 #pragma once
 
 #include <kcont/task.h>
+#include <kcont/taskctx.h>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/execution_context.hpp>
 

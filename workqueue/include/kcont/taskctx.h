@@ -1,0 +1,40 @@
+// The taskctx serialiser of OpenBSD's 2015 diff: task_dispatch and taskctx_barrier.
+//
+// A taskctx guarantees that the work submitted to it never runs concurrently. task_dispatch
+// runs the task at once in the caller's thread when the context is free; when another thread
+// is inside, it queues the task and returns, and the thread inside runs every pending task
+// before it leaves. A task is copied before it runs, so its owner may re-dispatch or free it
+// while it runs. A task already queued is not queued twice.
+//
+// taskctx_barrier returns once every task running or queued when it was called has run, and
+// the thread that ran them has either left the context or gone on to a task dispatched after
+// the barrier (so continuous dispatching from other threads never holds it back; nothing
+// polls). Lifetime: stop dispatching, then taskctx_barrier; after that no thread touches the
+// taskctx and it may be freed.
+//
+// A task that throws is reported and abandoned (the exception policy, <kcont/runtime.h>): the
+// thread leaves the context as if the task had returned, and the queued tasks still run.
+//
+// Context: task_dispatch may be called from any thread, including CPU loop threads (the
+// task then runs there and must not block). taskctx_barrier sleeps; calling it from a task
+// running in the same taskctx is misuse (it would wait for itself) and aborts with a message.
+#pragma once
+
+#include <kcont/task.h>
+
+#include <atomic>
+#include <mutex>
+
+struct taskctx {
+  std::mutex tc_mtx;
+  task_list tc_worklist;                   // private: queued tasks, guarded by tc_mtx
+  std::atomic<unsigned> tc_serializer{0};  // private: 0 free, >= 1 someone inside
+};
+
+// The ipl is accepted for source compatibility; `self` is unused (C++ initialises in place).
+#define TASKCTX_INITIALIZER(self, ipl) \
+  {}
+
+void taskctx_init(taskctx* tc, int ipl);
+void task_dispatch(taskctx* tc, task* t);
+void taskctx_barrier(taskctx* tc);
