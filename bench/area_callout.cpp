@@ -3,7 +3,7 @@
 // (evtimer_add + evtimer_del), in the same run; bytes per pending timer; and firing lateness
 // (fire time - deadline) of 10^4 callouts spread over 1-100 ms.
 #include <kcont/callout.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,5 +1,5 @@
-// Death cases for wait-under-lock detection (kcont/lockdebug.h): each teaches a handler a lock
-// (the handler takes it once), then waits for that handler while holding the lock. With
+// Death cases for wait-under-lock detection (kcont/internal/lockdebug.h): each teaches a handler a
+// lock (the handler takes it once), then waits for that handler while holding the lock. With
 // KCONT_LOCKDEBUG the wait reports "would deadlock" and aborts instead of hanging. Registered
 // only in builds with KCONT_LOCKDEBUG (tests/CMakeLists.txt).
 #include <kcont/callout.h>

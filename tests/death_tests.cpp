@@ -2,8 +2,8 @@
 // hang). `death_tests CASE MESSAGE` runs CASE in a child process and passes when the child
 // was killed by SIGABRT and its stderr contains MESSAGE.
 #include <kcont/callout.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/kcont.h>
-#include <kcont/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
 #include <kcont/task.h>

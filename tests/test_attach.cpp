@@ -5,8 +5,8 @@
 #include <fcntl.h>
 #include <kcont/attach.h>
 #include <kcont/callout.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/kcont.h>
-#include <kcont/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
 #include <unistd.h>

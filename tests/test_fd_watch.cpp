@@ -2,7 +2,7 @@
 // once per backend (KCONT_BACKEND).
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <sys/ioctl.h>
 #include <unistd.h>

@@ -4,8 +4,8 @@
 // build; without KCONT_LOCKDEBUG there is nothing to report and it says so.
 #include <doctest/doctest.h>
 #include <kcont/callout.h>
+#include <kcont/internal/lockdebug.h>
 #include <kcont/kcont.h>
-#include <kcont/lockdebug.h>
 #include <kcont/softint.h>
 #include <kcont/task.h>
 

@@ -3,7 +3,7 @@
 // link mid-run is reported and shut down cleanly with nothing leaked. Every case skips with
 // the reason when no tap can be made here (no /dev/net/tun, no CAP_NET_ADMIN).
 #include <doctest/doctest.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/nicsim.h>
 #include <kcont/tap_wire.h>
 #include <kcont/traffic.h>

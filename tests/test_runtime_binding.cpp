@@ -2,8 +2,8 @@
 // a thread-queue kcont func act on the runtime running it (runtime::current(), curcpu(),
 // kpause's tick length, task_add's CPU), and never start the default runtime.
 #include <doctest/doctest.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/kcont.h>
-#include <kcont/machine_hooks.h>
 #include <kcont/runtime.h>
 #include <kcont/task.h>
 #include <kcont/workqueue.h>

@@ -11,6 +11,11 @@
 // guarded by the lock of its c_cpu; callout_lock() finds it, re-checking c_cpu after locking
 // because a migration may move it meanwhile (c_cpu changes only with both CPUs' locks held).
 //
+// Locks used to protect the fields below (as in OpenBSD kern_timeout.c):
+//   [I] immutable once the runtime's callout state is made (state_of)
+//   [c] callout_cpu::lock of the CPU concerned; for a struct callout, of its c_cpu
+//   [s] the softclock of that CPU only (its loop thread)
+//
 // Handler protocol (NetBSD kern_timeout.c): softclock takes a due callout off the expired list,
 // turns PENDING into EXPIRED|INVOKING, records it as running, drops the lock and calls the
 // handler; afterwards it never touches the callout again (the handler may free it), it only
@@ -18,8 +23,10 @@
 #include "wheel.h"
 
 #include <kcont/callout.h>
-#include <kcont/lockdebug.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/lock_pair.h>
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 #include <kcont/softint.h>
 
 #include <algorithm>
@@ -36,42 +43,42 @@
 namespace kcont::detail {
 namespace {
 
-constexpr std::uint32_t kMagic = 0x43414c4cu;  // "CALL"
-constexpr std::uint32_t kDestroyed = 0xdeadca11u;
-constexpr std::uint8_t kOnExpiredList = 0xff;  // c_level while waiting for softclock
+constexpr std::uint32_t CALLOUT_MAGIC = 0x43414c4cu;  // "CALL"
+constexpr std::uint32_t CALLOUT_DESTROYED = 0xdeadca11u;
+constexpr std::uint8_t CALLOUT_ON_EXPIRED_LIST = 0xff;  // c_level while waiting for softclock
 
-constexpr std::uint32_t F_PENDING = 0x0001;
-constexpr std::uint32_t F_EXPIRED = 0x0002;
-constexpr std::uint32_t F_INVOKING = 0x0004;
-constexpr std::uint32_t F_BOUND = 0x0200;
+constexpr std::uint32_t CALLOUT_PENDING = 0x0001;
+constexpr std::uint32_t CALLOUT_EXPIRED = 0x0002;
+constexpr std::uint32_t CALLOUT_INVOKING = 0x0004;
+constexpr std::uint32_t CALLOUT_BOUND = 0x0200;
 
 static_assert(sizeof(::callout) <= 64, "struct callout must fit a cache line");
 
 [[noreturn]] void misuse(const char* what, const ::callout* c) {
-  std::fprintf(stderr, "kcont: callout misuse: %s (callout %p)\n", what,
-               static_cast<const void*>(c));
-  std::abort();
+  kcont::internal::misuse_at("callout", what, "callout", c);
 }
 
 void check(const ::callout* c) {
   if (c == nullptr) misuse("NULL callout", c);
-  if (c->c_magic != kMagic)
-    misuse(c->c_magic == kDestroyed ? "use of a destroyed callout"
-                                    : "use of an uninitialised callout (callout_init it first)",
+  if (c->c_magic != CALLOUT_MAGIC)
+    misuse(c->c_magic == CALLOUT_DESTROYED
+               ? "use of a destroyed callout"
+               : "use of an uninitialised callout (callout_init it first)",
            c);
 }
 
 struct alignas(64) callout_cpu {
   callout_cpu(cpu_info* c, std::uint32_t start) : ci(c), wheel(start) {}
   std::mutex lock;
-  std::condition_variable done_cv;  // running cleared (callout_halt waiters)
-  cpu_info* const ci;
-  timing_wheel wheel;
-  callout_list expired;  // due, waiting for softclock
-  ::callout* running = nullptr;
-  unsigned halt_waiters = 0;
+  std::condition_variable done_cv;  // [c] running cleared (callout_halt waiters)
+  cpu_info* const ci;               // [I]
+  timing_wheel wheel;               // [c]
+  callout_list expired;             // [c] due, waiting for softclock
+  ::callout* running = nullptr;     // [c] written by [s]: the handler running now
+  unsigned halt_waiters = 0;        // [c]
 };
 
+// Every field [I].
 struct callout_state {
   runtime* rt;
   std::int64_t epoch;
@@ -169,16 +176,16 @@ void request_tick(callout_state& st, cpu_info* ci, std::int64_t count) {
 
 // Takes c off whatever list holds it. c's wheel lock held; c PENDING.
 void unlink_pending(callout_cpu& cc, ::callout* c) {
-  if (c->c_level == kOnExpiredList)
+  if (c->c_level == CALLOUT_ON_EXPIRED_LIST)
     cc.expired.erase(cc.expired.iterator_to(*c));
   else
     cc.wheel.remove(c);
 }
 
 bool stop_locked(callout_cpu& cc, ::callout* c) {
-  bool expired = (c->c_flags & F_EXPIRED) != 0;
-  if (c->c_flags & F_PENDING) unlink_pending(cc, c);
-  c->c_flags &= ~(F_PENDING | F_EXPIRED);
+  bool expired = (c->c_flags & CALLOUT_EXPIRED) != 0;
+  if (c->c_flags & CALLOUT_PENDING) unlink_pending(cc, c);
+  c->c_flags &= ~(CALLOUT_PENDING | CALLOUT_EXPIRED);
   return expired;
 }
 
@@ -215,7 +222,7 @@ void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_
   const std::int64_t rest = dist > kSegment ? (dist - 1) / kSegment * kSegment : 0;
   c->c_time = st.ticks32(due - rest);
   c->c_rest = static_cast<std::uint32_t>(rest);
-  c->c_flags |= F_PENDING;
+  c->c_flags |= CALLOUT_PENDING;
   cc.wheel.insert(c);
   request_tick(st, cc.ci, due - rest);
 }
@@ -248,8 +255,8 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     } else if (c->c_func == nullptr) {
       misuse("callout_schedule before callout_setfunc", c);
     }
-    c->c_flags &= ~(F_EXPIRED | F_INVOKING);
-    if (c->c_flags & F_PENDING) {  // stays on its CPU
+    c->c_flags &= ~(CALLOUT_EXPIRED | CALLOUT_INVOKING);
+    if (c->c_flags & CALLOUT_PENDING) {  // stays on its CPU
       unlink_pending(cc, c);
       insert_locked(st, cc, c, due, now);
       return;
@@ -257,7 +264,7 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     // NetBSD's migration rule: an unbound callout that is not running moves to the caller's
     // CPU (of the same runtime). curcpu() within the callout's runtime: plain curcpu() on a
     // foreign thread would start the default runtime.
-    bool may_migrate = !(c->c_flags & F_BOUND) && cc.running != c;
+    bool may_migrate = !(c->c_flags & CALLOUT_BOUND) && cc.running != c;
     if (may_migrate && here == nullptr) here = machine::current_cpu(*st.rt);
     if (!may_migrate || here == cc.ci || &machine::runtime_of(here) != st.rt) {
       insert_locked(st, cc, c, due, now);
@@ -268,10 +275,8 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     if (!lk2.owns_lock()) {
       // Take both in address order, then check nothing changed meanwhile.
       lk.unlock();
-      std::mutex* first = &cc.lock < &to.lock ? &cc.lock : &to.lock;
-      std::mutex* second = first == &cc.lock ? &to.lock : &cc.lock;
-      std::unique_lock<std::mutex> a(*first), b(*second);
-      if (cpu_of(c) != cc.ci || (c->c_flags & F_PENDING) || cc.running == c) continue;
+      kcont::internal::lock_pair both(cc.lock, to.lock);
+      if (cpu_of(c) != cc.ci || (c->c_flags & CALLOUT_PENDING) || cc.running == c) continue;
       set_cpu(c, here);
       insert_locked(st, to, c, due, now);
       return;
@@ -289,7 +294,7 @@ void softclock(void* arg) {
   while (!cc.expired.empty()) {
     ::callout* c = &cc.expired.front();
     cc.expired.pop_front();
-    c->c_flags = (c->c_flags & ~F_PENDING) | F_EXPIRED | F_INVOKING;
+    c->c_flags = (c->c_flags & ~CALLOUT_PENDING) | CALLOUT_EXPIRED | CALLOUT_INVOKING;
     void (*func)(void*) = c->c_func;
     void* farg = c->c_arg;
     const bool mpsafe = (c->c_flags & CALLOUT_MPSAFE) != 0;
@@ -328,7 +333,7 @@ void clock_hook(cpu_info* ci, std::int64_t now) {
         cc.wheel.insert(&c);  // a far callout's segment ended: re-armed, not run
         continue;
       }
-      c.c_level = kOnExpiredList;
+      c.c_level = CALLOUT_ON_EXPIRED_LIST;
       cc.expired.push_back(c);
     }
     due = before != 0 || !cc.expired.empty();
@@ -351,7 +356,7 @@ void callout_init(::callout* c, unsigned flags) {
   if ((flags & ~CALLOUT_MPSAFE) != 0) misuse("callout_init with unknown flags", c);
   // Initialising a callout that is still armed would corrupt its wheel (its links are reset
   // while a bucket holds them). Read without a lock: if anyone still used it, that is the bug.
-  if (c->c_magic == kMagic && (c->c_flags & F_PENDING) != 0)
+  if (c->c_magic == CALLOUT_MAGIC && (c->c_flags & CALLOUT_PENDING) != 0)
     misuse("callout_init of a pending callout (callout_stop or callout_halt it first)", c);
   new (&c->c_link) boost::intrusive::list_member_hook<>();
   c->c_func = nullptr;
@@ -363,17 +368,18 @@ void callout_init(::callout* c, unsigned flags) {
   kcont::runtime& rt = kcont::runtime::current();
   state_of(rt);  // create the runtime's callout state (and clock hook) before first use
   c->c_cpu = curcpu();
-  c->c_magic = kMagic;
+  c->c_magic = CALLOUT_MAGIC;
 }
 
 void callout_destroy(::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_cpu& cc = callout_lock(c, lk);
-  if (c->c_flags & F_PENDING) misuse("callout_destroy of a pending callout (stop it first)", c);
+  if (c->c_flags & CALLOUT_PENDING)
+    misuse("callout_destroy of a pending callout (stop it first)", c);
   if (cc.running == c && kcont::machine::this_thread_cpu() != cc.ci)
     misuse("callout_destroy of a callout whose handler is running (callout_halt it first)", c);
-  c->c_magic = kDestroyed;
+  c->c_magic = CALLOUT_DESTROYED;
   kcont::lockdebug::forget(c);
 }
 
@@ -429,35 +435,35 @@ bool callout_pending(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
-  return (c->c_flags & F_PENDING) != 0;
+  return (c->c_flags & CALLOUT_PENDING) != 0;
 }
 
 bool callout_expired(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
-  return (c->c_flags & F_EXPIRED) != 0;
+  return (c->c_flags & CALLOUT_EXPIRED) != 0;
 }
 
 bool callout_invoking(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
-  return (c->c_flags & F_INVOKING) != 0;
+  return (c->c_flags & CALLOUT_INVOKING) != 0;
 }
 
 void callout_ack(::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
-  c->c_flags &= ~F_INVOKING;
+  c->c_flags &= ~CALLOUT_INVOKING;
 }
 
 bool callout_active(const ::callout* c) {
   check(c);
   std::unique_lock<std::mutex> lk;
   callout_lock(c, lk);
-  return (c->c_flags & (F_PENDING | F_EXPIRED)) != 0;
+  return (c->c_flags & (CALLOUT_PENDING | CALLOUT_EXPIRED)) != 0;
 }
 
 void callout_bind(::callout* c, cpu_info* ci) {
@@ -471,15 +477,13 @@ void callout_bind(::callout* c, cpu_info* ci) {
       misuse("callout_bind to a CPU of another runtime", c);
     if (from.running == c && from.ci != ci)
       misuse("callout_bind of a callout whose handler is running (halt it first)", c);
-    c->c_flags |= F_BOUND;
+    c->c_flags |= CALLOUT_BOUND;
     if (from.ci == ci) return;
     callout_cpu& to = st.of(ci);
     lk.unlock();
-    std::mutex* first = &from.lock < &to.lock ? &from.lock : &to.lock;
-    std::mutex* second = first == &from.lock ? &to.lock : &from.lock;
-    std::unique_lock<std::mutex> a(*first), b(*second);
+    kcont::internal::lock_pair both(from.lock, to.lock);
     if (cpu_of(c) != from.ci || from.running == c) continue;
-    bool pending = (c->c_flags & F_PENDING) != 0;
+    bool pending = (c->c_flags & CALLOUT_PENDING) != 0;
     if (pending) unlink_pending(from, c);
     set_cpu(c, ci);
     if (pending) {  // keeps its due tick on the new wheel

@@ -14,7 +14,7 @@
 namespace kcont::detail {
 namespace {
 
-const unsigned kSoftLevel[4] = {SOFTINT_SERIAL, SOFTINT_NET, SOFTINT_BIO, SOFTINT_CLOCK};
+const unsigned kSoftLevel[kSoftLevels] = {SOFTINT_SERIAL, SOFTINT_NET, SOFTINT_BIO, SOFTINT_CLOCK};
 
 // The thread running a drain of a binding (a thread queue's worker), so that dropping the
 // last reference to that binding from inside it defers the free (workqueue_destroy must not
@@ -70,9 +70,9 @@ void* create_state(kcont::runtime& rt) {
   st->gates = std::make_unique<level_gate[]>(rt.ncpu());
   try {
     for (int k = 0; k < kPredefined; ++k)
-      st->predefined[k] =
-          k < 4 ? make_binding(rt, true, kSoftLevel[k], true)
-                : make_binding(rt, false, static_cast<unsigned>(k - 4), true, st->gates.get());
+      st->predefined[k] = k < static_cast<int>(kSoftLevels)
+                              ? make_binding(rt, true, kSoftLevel[k], true)
+                              : make_binding(rt, false, k - kSoftLevels, true, st->gates.get());
   } catch (...) {  // no thread or memory for a queue: undo what was made (kcont_init: EAGAIN)
     for (auto& b : st->predefined)
       if (b) free_binding(b.release());
@@ -175,10 +175,10 @@ kcont_wq_t* const wq_softserial = &g_predefined[0];
 kcont_wq_t* const wq_softnet = &g_predefined[1];
 kcont_wq_t* const wq_softbio = &g_predefined[2];
 kcont_wq_t* const wq_softclock = &g_predefined[3];
-kcont_wq_t* const wq_prihigh = &g_predefined[4];
-kcont_wq_t* const wq_primedhigh = &g_predefined[5];
-kcont_wq_t* const wq_primedlow = &g_predefined[6];
-kcont_wq_t* const wq_prilow = &g_predefined[7];
+kcont_wq_t* const wq_prihigh = &g_predefined[kSoftLevels + 0];
+kcont_wq_t* const wq_primedhigh = &g_predefined[kSoftLevels + 1];
+kcont_wq_t* const wq_primedlow = &g_predefined[kSoftLevels + 2];
+kcont_wq_t* const wq_prilow = &g_predefined[kSoftLevels + 3];
 
 kcont_wq_t* kcont_workqueue_acquire(pri_t pri, int flags) {
   if (pri < PRI_NONE || pri > PRI_LOW || (flags & ~WQ_PERCPU) != 0) {

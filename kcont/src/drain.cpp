@@ -17,7 +17,7 @@
 // still wait for it, in order.
 #include "kcont_impl.h"
 
-#include <kcont/lockdebug.h>
+#include <kcont/internal/lockdebug.h>
 #include <kcont/softint.h>
 
 #include <thread>
@@ -91,7 +91,7 @@ bool wait_for_lock(kcont_t* kc, kmutex_t* lock) {
 // Runs kc's func (taken off the runnable list, lock held if it has one). q.mu held on entry
 // and on return; released meanwhile.
 void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell) {
-  kc->kc_state = (kc->kc_state & ~S_QUEUED) | S_RUNNING;
+  kc->kc_state = (kc->kc_state & ~KC_QUEUED) | KC_RUNNING;
   kc->kc_runner = std::this_thread::get_id();
   kcont_func_t fn = kc->kc_func;
   void* arg = kc->kc_arg;
@@ -118,16 +118,16 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   lk.lock();
   --q.running;
   kc->kc_runner = std::thread::id();
-  kc->kc_state &= ~S_RUNNING;
-  if (!(kc->kc_state & S_QUEUED)) kc->kc_state &= ~S_INVOKING;
-  const bool dying = (kc->kc_state & S_DYING) != 0;
+  kc->kc_state &= ~KC_RUNNING;
+  if (!(kc->kc_state & KC_QUEUED)) kc->kc_state &= ~KC_INVOKING;
+  const bool dying = (kc->kc_state & KC_DYING) != 0;
   // Released only now: whoever takes the lock next sees the invocation finished.
   if (held != nullptr) mutex_exit(held);
   fell = set_ready(q, !q.runnable.empty());
   q.ran.notify_all();
   if (dying) {  // destroyed from inside its own func: release it now
-    kc->kc_magic = S_DEAD;
-    const bool allocated = (kc->kc_state & S_ALLOCATED) != 0;
+    kc->kc_magic = KC_DEAD;
+    const bool allocated = (kc->kc_state & KC_ALLOCATED) != 0;
     kcont_wq* wq = kc->kc_wq;
     lk.unlock();
     callout_halt(&kc->kc_timer, nullptr);
@@ -160,11 +160,16 @@ void run_queue(kqueue& q) {
     }
     kcont_t* kc = &*it;
     kmutex_t* lock = kc->kc_lock.load();
-    if (lock != nullptr &&
-        (blocked.contains(lock) || (!mutex_tryenter(lock) && !wait_for_lock(kc, lock)))) {
-      if (!blocked.contains(lock)) blocked.add(lock);
-      ++it;
-      continue;
+    if (lock != nullptr) {
+      bool skip = blocked.contains(lock);  // a lock seen held this pass: keep order behind it
+      if (!skip && !mutex_tryenter(lock) && !wait_for_lock(kc, lock)) {
+        blocked.add(lock);
+        skip = true;
+      }
+      if (skip) {
+        ++it;
+        continue;
+      }
     }
     q.runnable.erase(it);
     invoke(q, kc, lk, fell);
@@ -204,11 +209,11 @@ void kick(kqueue& q) {
 }
 
 void make_runnable(kqueue& q, kcont_t* kc) {
-  if (kc->kc_state & S_QUEUED) return;
-  kc->kc_state |= S_QUEUED;
+  if (kc->kc_state & KC_QUEUED) return;
+  kc->kc_state |= KC_QUEUED;
   q.runnable.push_back(*kc);
   set_ready(q, true);
-  if (!(kc->kc_state & S_RUNNING)) kick(q);  // a running one is picked up when func returns
+  if (!(kc->kc_state & KC_RUNNING)) kick(q);  // a running one is picked up when func returns
 }
 
 void lock_wake(void* kc) {

@@ -21,8 +21,9 @@
 // -> lock-waiter stripe -> the layers below (softint, callout, the worker engine).
 #pragma once
 
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 #include <kcont/kcont.h>
-#include <kcont/machine_hooks.h>
 
 #include <boost/intrusive/list.hpp>
 
@@ -38,23 +39,23 @@
 namespace kcont::detail {
 
 // kc_state bits [q].
-inline constexpr unsigned S_PENDING = 1u << 0;
-inline constexpr unsigned S_EXPIRED = 1u << 1;
-inline constexpr unsigned S_INVOKING = 1u << 2;
-inline constexpr unsigned S_QUEUED = 1u << 3;   // on its kqueue's runnable list
-inline constexpr unsigned S_RUNNING = 1u << 4;  // func running now
-inline constexpr unsigned S_DYING = 1u << 5;    // destroyed from inside its own func
-inline constexpr unsigned S_ALLOCATED = 1u << 6;
-inline constexpr unsigned S_MAGIC = 0x4b434f4eu;  // kc_magic of a live continuation: "KCON"
-inline constexpr unsigned S_DEAD = 0xdeadc047u;   // ... of a destroyed one
+inline constexpr unsigned KC_PENDING = 1u << 0;
+inline constexpr unsigned KC_EXPIRED = 1u << 1;
+inline constexpr unsigned KC_INVOKING = 1u << 2;
+inline constexpr unsigned KC_QUEUED = 1u << 3;   // on its kqueue's runnable list
+inline constexpr unsigned KC_RUNNING = 1u << 4;  // func running now
+inline constexpr unsigned KC_DYING = 1u << 5;    // destroyed from inside its own func
+inline constexpr unsigned KC_ALLOCATED = 1u << 6;
+inline constexpr unsigned KC_MAGIC = 0x4b434f4eu;  // kc_magic of a live continuation: "KCON"
+inline constexpr unsigned KC_DEAD = 0xdeadc047u;   // ... of a destroyed one
 
-inline constexpr unsigned kThreadLevels = 4;  // wq_prihigh .. wq_prilow
-inline constexpr int kPredefined = 8;         // 4 soft + 4 thread queues
+inline constexpr unsigned kSoftLevels = 4;                       // wq_softserial .. wq_softclock
+inline constexpr unsigned kThreadLevels = 4;                     // wq_prihigh .. wq_prilow
+inline constexpr int kPredefined = kSoftLevels + kThreadLevels;  // kinds 0..7, soft first
 inline constexpr int kAcquiredKind = kPredefined;
 
 [[noreturn]] inline void misuse(const char* what) {
-  std::fprintf(stderr, "kcont: kcont misuse: %s\n", what);
-  std::abort();
+  kcont::internal::misuse("kcont", what);
 }
 
 using kcont_list = boost::intrusive::list<
@@ -114,7 +115,7 @@ struct runtime_state {
 // A queue handle. Predefined ones are static and bind lazily in each runtime; an acquired one
 // belongs to one runtime and lives while it is acquired or has continuations bound to it.
 struct kcont_wq {
-  int kind;   // [I] 0..7 predefined (highest priority first), kAcquiredKind acquired
+  int kind;   // [I] below kPredefined: predefined (highest priority first); kAcquiredKind
   pri_t pri;  // [I]
   int flags;  // [I]
   kcont::detail::binding* acquired = nullptr;  // [I] acquired queues: their binding

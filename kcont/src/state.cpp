@@ -4,7 +4,8 @@
 // and the README ("Semantics decisions (kcont)").
 #include "kcont_impl.h"
 
-#include <kcont/lockdebug.h>
+#include <kcont/internal/lock_pair.h>
+#include <kcont/internal/lockdebug.h>
 
 #include <cerrno>
 #include <new>
@@ -17,9 +18,9 @@ namespace {
 
 void check(const kcont_t* kc) {
   if (kc == nullptr) misuse("NULL continuation");
-  if (kc->kc_magic != S_MAGIC)
-    misuse(kc->kc_magic == S_DEAD ? "use of a destroyed continuation"
-                                  : "use of an uninitialised continuation");
+  if (kc->kc_magic != KC_MAGIC)
+    misuse(kc->kc_magic == KC_DEAD ? "use of a destroyed continuation"
+                                   : "use of an uninitialised continuation");
 }
 
 // The timer's callout handler: PENDING -> EXPIRED|INVOKING, and runnable.
@@ -27,18 +28,18 @@ void expire(void* p) {  // the timer's callout handler
   auto* kc = static_cast<kcont_t*>(p);
   std::unique_lock<std::mutex> lk;
   kqueue& q = kcont_lock(kc, lk);
-  if (!(kc->kc_state & S_PENDING)) return;  // stopped meanwhile
+  if (!(kc->kc_state & KC_PENDING)) return;  // stopped meanwhile
   // Re-armed meanwhile (after an ack, or from func): this firing is stale and the new timer
   // will queue it when its time comes; queueing it now would run it early. (Found by the spin
   // model models/kcont_state.pml.)
   if (callout_pending(&kc->kc_timer)) return;
-  kc->kc_state = (kc->kc_state & ~S_PENDING) | S_EXPIRED | S_INVOKING;
+  kc->kc_state = (kc->kc_state & ~KC_PENDING) | KC_EXPIRED | KC_INVOKING;
   make_runnable(q, kc);
 }
 
 // The caller is running kc's func.
 bool inside_own_func(const kcont_t* kc) {
-  return (kc->kc_state & S_RUNNING) && kc->kc_runner == std::this_thread::get_id();
+  return (kc->kc_state & KC_RUNNING) && kc->kc_runner == std::this_thread::get_id();
 }
 
 // lockdebug, before `wait` waits for kc's func (kc's queue locked). Holding kc's own lock
@@ -47,25 +48,26 @@ bool inside_own_func(const kcont_t* kc) {
 // invocation cannot start, and halt cancels it). Locks func was seen to take are checked too.
 void check_kcont_wait(const char* wait, kcont_t* kc) {
   if (inside_own_func(kc)) return;  // no wait
-  if (kc->kc_state & S_RUNNING) kcont::lockdebug::check_wait_for_lock(wait, kc, kc->kc_lock.load());
+  if (kc->kc_state & KC_RUNNING)
+    kcont::lockdebug::check_wait_for_lock(wait, kc, kc->kc_lock.load());
   kcont::lockdebug::check_wait(wait, kc);
 }
 
 // Stops kc: timer, and a runnable-but-not-running invocation. q->mu held.
 bool stop_locked(kqueue& q, kcont_t* kc) {
-  const bool expired = (kc->kc_state & S_EXPIRED) != 0;
-  if (kc->kc_state & S_PENDING) callout_stop(&kc->kc_timer);
-  if (kc->kc_state & S_QUEUED) {
+  const bool expired = (kc->kc_state & KC_EXPIRED) != 0;
+  if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
+  if (kc->kc_state & KC_QUEUED) {
     q.runnable.erase(q.runnable.iterator_to(*kc));
     kcont::machine::lock_unwait(&kc->kc_lockwait);  // no longer waits for its lock
-    kc->kc_state &= ~S_QUEUED;
-    if (!(kc->kc_state & S_RUNNING)) kc->kc_state &= ~S_INVOKING;
+    kc->kc_state &= ~KC_QUEUED;
+    if (!(kc->kc_state & KC_RUNNING)) kc->kc_state &= ~KC_INVOKING;
     // Its level has nothing left to run: lower it now (a drain that stood aside will not come
     // back to do it, and lower levels would wait behind it forever). With a func running the
     // drain lowers it when func returns.
     if (q.runnable.empty() && q.running == 0 && set_ready(q, false)) q.wake_pending = true;
   }
-  kc->kc_state &= ~(S_PENDING | S_EXPIRED);
+  kc->kc_state &= ~(KC_PENDING | KC_EXPIRED);
   return expired;
 }
 
@@ -97,7 +99,7 @@ int kcont_init(kcont_t* kc, kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, v
   kc->kc_queue.store(&b.queue_for(kcont::machine::current_cpu(rt)));
   callout_init(&kc->kc_timer, CALLOUT_MPSAFE);
   callout_setfunc(&kc->kc_timer, expire, kc);
-  kc->kc_magic = S_MAGIC;
+  kc->kc_magic = KC_MAGIC;
   return 0;
 }
 
@@ -112,7 +114,7 @@ kcont_t* kcont_create(kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* a
     errno = e;
     return nullptr;
   }
-  kc->kc_state |= S_ALLOCATED;
+  kc->kc_state |= KC_ALLOCATED;
   return kc;
 }
 
@@ -125,30 +127,28 @@ int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks) {
     std::unique_lock<std::mutex> lk;
     kqueue& q = kcont_lock(kc, lk);
     const bool self = inside_own_func(kc);
-    if ((kc->kc_state & S_INVOKING) && !(self && !(kc->kc_state & S_QUEUED))) return EBUSY;
+    if ((kc->kc_state & KC_INVOKING) && !(self && !(kc->kc_state & KC_QUEUED))) return EBUSY;
     // Where it will run: where it runs now if running, else ci / the caller's CPU.
     kqueue* target = &q;
-    if (!(kc->kc_state & S_RUNNING) && b.percpu) {
+    if (!(kc->kc_state & KC_RUNNING) && b.percpu) {
       cpu_info* want = ci != nullptr ? ci : kcont::machine::current_cpu(rt);
       target = &b.queue_for(want);
     }
     if (target != &q) {  // move it: both locks, in address order, then re-check
-      if (kc->kc_state & (S_PENDING | S_QUEUED)) stop_locked(q, kc);
+      if (kc->kc_state & (KC_PENDING | KC_QUEUED)) stop_locked(q, kc);
       unlock_and_wake(lk, q);
-      std::mutex* first = &q.mu < &target->mu ? &q.mu : &target->mu;
-      std::mutex* second = first == &q.mu ? &target->mu : &q.mu;
-      std::unique_lock<std::mutex> a(*first), c(*second);
-      if (queue_of(kc) != &q || (kc->kc_state & (S_RUNNING | S_QUEUED | S_PENDING))) continue;
+      kcont::internal::lock_pair both(q.mu, target->mu);
+      if (queue_of(kc) != &q || (kc->kc_state & (KC_RUNNING | KC_QUEUED | KC_PENDING))) continue;
       kc->kc_queue.store(target);
       continue;  // schedule again on the new queue
     }
     if (nticks <= 0) {
-      if (kc->kc_state & S_PENDING) callout_stop(&kc->kc_timer);
-      kc->kc_state = (kc->kc_state & ~(S_PENDING | S_EXPIRED)) | S_INVOKING;
+      if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
+      kc->kc_state = (kc->kc_state & ~(KC_PENDING | KC_EXPIRED)) | KC_INVOKING;
       make_runnable(q, kc);
     } else {
-      kc->kc_state = (kc->kc_state & ~S_EXPIRED) | S_PENDING;
-      if (self) kc->kc_state &= ~S_INVOKING;
+      kc->kc_state = (kc->kc_state & ~KC_EXPIRED) | KC_PENDING;
+      if (self) kc->kc_state &= ~KC_INVOKING;
       // The timer fires on the caller's CPU (callout migration); expire() queues the
       // continuation on its own queue, which wakes the right CPU.
       callout_schedule(&kc->kc_timer, nticks);
@@ -172,7 +172,7 @@ bool kcont_halt(kcont_t* kc) {
   kqueue* q = &kcont_lock(kc, lk);
   check_kcont_wait("kcont_halt", kc);
   bool expired = stop_locked(*q, kc);
-  while ((kc->kc_state & S_RUNNING) && !inside_own_func(kc)) {
+  while ((kc->kc_state & KC_RUNNING) && !inside_own_func(kc)) {
     q->ran.wait(lk);
     expired = stop_locked(*q, kc) || expired;  // func may have rescheduled itself
   }
@@ -187,7 +187,7 @@ void kcont_destroy(kcont_t* kc) {
     kqueue& q = kcont_lock(kc, lk);
     if (inside_own_func(kc)) {  // the executor frees it after func returns
       stop_locked(q, kc);
-      kc->kc_state |= S_DYING;
+      kc->kc_state |= KC_DYING;
       return;
     }
   }
@@ -202,13 +202,13 @@ void kcont_destroy(kcont_t* kc) {
     std::unique_lock<std::mutex> lk;
     kqueue& q = kcont_lock(kc, lk);
     stop_locked(q, kc);
-    kc->kc_magic = S_DEAD;
+    kc->kc_magic = KC_DEAD;
     unlock_and_wake(lk, q);
   }
   callout_destroy(&kc->kc_timer);
   kcont::lockdebug::forget(kc);
   kcont_wq* wq = kc->kc_wq;
-  if (kc->kc_state & S_ALLOCATED) delete kc;
+  if (kc->kc_state & KC_ALLOCATED) delete kc;
   unbind(wq);  // an acquired queue may go with its last continuation
 }
 
@@ -227,7 +227,7 @@ kmutex_t* kcont_setmutex(kcont_t* kc, kmutex_t* lock) {
   std::unique_lock<std::mutex> lk;
   kqueue& q = kcont_lock(kc, lk);
   kc->kc_lock.store(lock);
-  if (kc->kc_state & S_QUEUED) {  // it waited for the old lock, if anything: try the new one
+  if (kc->kc_state & KC_QUEUED) {  // it waited for the old lock, if anything: try the new one
     kcont::machine::lock_unwait(&kc->kc_lockwait);
     kick(q);
   }
@@ -272,23 +272,23 @@ bool has_state(kcont_t* kc, unsigned bits) {
 }  // namespace
 
 bool kcont_pending(kcont_t* kc) {
-  return has_state(kc, S_PENDING);
+  return has_state(kc, KC_PENDING);
 }
 bool kcont_expired(kcont_t* kc) {
-  return has_state(kc, S_EXPIRED);
+  return has_state(kc, KC_EXPIRED);
 }
 bool kcont_active(kcont_t* kc) {
-  return has_state(kc, S_PENDING | S_EXPIRED);
+  return has_state(kc, KC_PENDING | KC_EXPIRED);
 }
 bool kcont_invoking(kcont_t* kc) {
-  return has_state(kc, S_INVOKING);
+  return has_state(kc, KC_INVOKING);
 }
 
 bool kcont_ack(kcont_t* kc) {
   check(kc);
   std::unique_lock<std::mutex> lk;
   kcont_lock(kc, lk);
-  const bool was = (kc->kc_state & S_INVOKING) != 0;
-  kc->kc_state &= ~S_INVOKING;
+  const bool was = (kc->kc_state & KC_INVOKING) != 0;
+  kc->kc_state &= ~KC_INVOKING;
   return was;
 }

@@ -6,7 +6,7 @@
 // oactive, then start sets oactive: nothing will ever clear it again).
 #include "nic_impl.h"
 
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/softint.h>
 
 #include <sys/eventfd.h>
@@ -137,8 +137,8 @@ void simx_intr(void* arg) {
   auto& d = *static_cast<sim_nic::impl*>(arg);
   const unsigned status = d.intr_status.exchange(0, std::memory_order_acq_rel);
   d.st.interrupts.add();
-  if (status & intr_tx) txeof(d);
-  if (status & intr_rx) rxeof(d);
+  if (status & INTR_TX) txeof(d);
+  if (status & INTR_RX) rxeof(d);
 }
 
 void sim_nic::impl::refill_rx() {

@@ -7,7 +7,7 @@
 // a ring is never lost, and a busy engine costs the ringer no system call.
 #include "nic_impl.h"
 
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/softint.h>
 
 #include <poll.h>
@@ -72,7 +72,7 @@ void sim_nic::impl::engine_main() {
       ++done;
       if (hw == prod) prod = tx_prod.load(std::memory_order_acquire);
     }
-    if (done != 0) raise(intr_tx);
+    if (done != 0) raise(INTR_TX);
     if (done != 0 && !busy && wait_until < 0) continue;  // there may be more
 
     // Nothing to do now: sleep until the doorbell or the rate limit's next slot.
@@ -149,7 +149,7 @@ sim_nic::rx_result sim_nic::hw_receive(const std::uint8_t* frame, std::size_t le
   m->len = static_cast<std::uint32_t>(len);
   d.rx_fill.store(fill + 1, std::memory_order_release);
   d.st.rx_frames.add();
-  d.raise(intr_rx);
+  d.raise(INTR_RX);
   return rx_result::accepted;
 }
 

@@ -15,8 +15,9 @@
 #pragma once
 
 #include <kcont/callout.h>
+#include <kcont/internal/counters.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/kcont.h>
-#include <kcont/machine_hooks.h>
 #include <kcont/nicsim.h>
 
 #include <atomic>
@@ -28,14 +29,10 @@
 
 namespace kcont::net {
 
-inline constexpr unsigned intr_tx = 1u << 0;
-inline constexpr unsigned intr_rx = 1u << 1;
+inline constexpr unsigned INTR_TX = 1u << 0;
+inline constexpr unsigned INTR_RX = 1u << 1;
 
-struct counter {
-  std::atomic<std::uint64_t> v{0};
-  void add(std::uint64_t n = 1) noexcept { v.fetch_add(n, std::memory_order_relaxed); }
-  std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
-};
+using counter = kcont::internal::shared_counter;
 
 struct sim_nic::impl {
   impl(sim_nic* face, kcont::runtime& rt, nic_config cfg, pkt_pool& pool);

@@ -1,4 +1,5 @@
 // pkt_pool: a mutex-guarded free list (uncontended: no system call, no allocation).
+#include <kcont/internal/misuse.h>
 #include <kcont/pkt.h>
 
 #include <cstdio>
@@ -27,8 +28,7 @@ pkt* pkt_pool::get() noexcept {
 
 void pkt_pool::put(pkt* p) noexcept {
   if (!owns(p)) {
-    std::fprintf(stderr, "kcont: pkt_pool::put of a packet from another pool\n");
-    std::abort();
+    kcont::internal::misuse("pkt_pool", "pkt_pool::put of a packet from another pool");
   }
   std::lock_guard<std::mutex> lk(mu_);
   p->next = free_;

@@ -1,4 +1,4 @@
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/traffic.h>
 
 #include <cerrno>

@@ -1,6 +1,6 @@
 // kcont-nicsim: simulated NICs driven by kcont, with live statistics once a second and a
 // summary at the end. See --help (nicsim_options.cpp).
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/nicsim.h>
 #include <kcont/traffic.h>
 

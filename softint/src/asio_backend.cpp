@@ -44,7 +44,7 @@ struct core {
   bool attached = false;
   bool alive = true;    // under mu: the backend exists
   bool serving = true;  // under mu: attached CPU served by the loop (runtime running)
-  std::int64_t armed = no_deadline;
+  std::int64_t armed = kNoDeadline;
 
   // Runs f as the CPU; then, if f returns true and the CPU is served, a dispatch.
   template <class F>
@@ -123,7 +123,7 @@ class asio_backend final : public loop_backend {
   void set_deadline(std::int64_t ns) override {
     if (ns == core_->armed) return;
     core_->armed = ns;
-    if (ns == no_deadline) {
+    if (ns == kNoDeadline) {
       timer_.cancel();
       return;
     }
@@ -134,7 +134,7 @@ class asio_backend final : public loop_backend {
              c->on_cpu(
                  [&] {
                    if (c->armed != ns) return false;  // re-armed meanwhile
-                   c->armed = no_deadline;
+                   c->armed = kNoDeadline;
                    return true;
                  },
                  wake_reason::deadline);
@@ -161,7 +161,7 @@ class asio_backend final : public loop_backend {
       boost::system::error_code ec;
       wake_fd_.cancel(ec);
       timer_.cancel();
-      core_->armed = no_deadline;
+      core_->armed = kNoDeadline;
     } else {
       ioc_.stop();
     }

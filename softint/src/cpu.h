@@ -2,16 +2,26 @@
 //
 // Wake-up protocol (a Dekker handshake; every access named here is seq_cst):
 //   producer: push work (node_queue::push) or lower the deadline, then read sleep_state;
-//             if it is cpu_sleeping, CAS it to cpu_awake and, if the CAS won, backend->wake().
-//   loop:     store cpu_sleeping, then look for work and for a lowered deadline once more;
+//             if it is CPU_SLEEPING, CAS it to CPU_AWAKE and, if the CAS won, backend->wake().
+//   loop:     store CPU_SLEEPING, then look for work and for a lowered deadline once more;
 //             only if there is none does it return to the backend and block.
-// Either the producer sees cpu_sleeping and wakes the loop, or the loop sees the work. Only the
+// Either the producer sees CPU_SLEEPING and wakes the loop, or the loop sees the work. Only the
 // producer that wins the CAS makes the system call, so a burst of schedules wakes once.
+//
+// Locks used to protect the fields of cpu_info:
+//   [I] immutable once the runtime is constructed
+//   [a] atomic; the wake-up protocol's accesses are seq_cst
+//   [L] the CPU's own loop thread (in attach mode, the server thread serving it right now)
+//   [l] runtime_impl's lifecycle lock (start/stop), while the loop is not running
+//   [m] runtime_impl::state_mu
+// A field marked [L] may also be touched under [l] once the loop has left (stop reads the
+// drain figures, start resets them).
 #pragma once
 
 #include "loop_backend.h"
 #include "node_queue.h"
 
+#include <kcont/internal/counters.h>
 #include <kcont/runtime.h>
 
 #include <atomic>
@@ -26,16 +36,7 @@ class runtime_impl;
 // Priority levels of a CPU, highest first.
 enum level : unsigned { level_hard = 0, level_serial, level_net, level_bio, level_clock, nlevels };
 
-enum : int { cpu_awake = 0, cpu_sleeping = 1, cpu_stopped = 2 };
-
-// Relaxed counters written only by the loop thread and read by stats().
-struct loop_counter {
-  std::atomic<std::uint64_t> value{0};
-  void bump() noexcept {
-    value.store(value.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
-  std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
-};
+enum : int { CPU_AWAKE = 0, CPU_SLEEPING = 1, CPU_STOPPED = 2 };
 
 std::int64_t now_ns() noexcept;  // steady_clock, nanoseconds since its epoch
 
@@ -56,11 +57,11 @@ struct alignas(64) cpu_info {
   void request_clock(std::int64_t ns) noexcept;
   // Any thread: wake the loop if it sleeps.
   void kick() noexcept {
-    if (sleep_state.load(std::memory_order_seq_cst) != kcont::detail::cpu_sleeping) return;
-    int expected = kcont::detail::cpu_sleeping;
-    if (sleep_state.compare_exchange_strong(expected, kcont::detail::cpu_awake,
+    if (sleep_state.load(std::memory_order_seq_cst) != kcont::detail::CPU_SLEEPING) return;
+    int expected = kcont::detail::CPU_SLEEPING;
+    if (sleep_state.compare_exchange_strong(expected, kcont::detail::CPU_AWAKE,
                                             std::memory_order_seq_cst)) {
-      wakeups.bump_from_any_thread();
+      wakeups.add();
       backend->wake();
     }
   }
@@ -72,29 +73,27 @@ struct alignas(64) cpu_info {
     return false;
   }
 
-  kcont::detail::runtime_impl* const rt;
-  const unsigned index;
+  kcont::detail::runtime_impl* const rt;  // [I]
+  const unsigned index;                   // [I]
 
+  // [a] pushed by any thread (a multi-producer stack), taken [L].
   kcont::detail::node_queue queues[kcont::detail::nlevels];
 
-  alignas(64) std::atomic<int> sleep_state{kcont::detail::cpu_stopped};
-  std::atomic<std::int64_t> deadline{kcont::detail::no_deadline};  // clock hook due time
-  std::atomic<bool> stop_requested{false};
-  std::int64_t stop_deadline = 0;  // give up draining after this (set with stop_requested)
+  alignas(64) std::atomic<int> sleep_state{kcont::detail::CPU_STOPPED};  // [a]
+  std::atomic<std::int64_t> deadline{kcont::detail::kNoDeadline};        // [a] clock hook due time
+  std::atomic<bool> stop_requested{false};                               // [a]
+  // [l] give up draining after this; written before stop_requested is set (release), read [L].
+  std::int64_t stop_deadline = 0;
 
-  // Loop-thread private.
-  alignas(64) kcont::detail::pending_node* running_node = nullptr;  // handler running now
-  bool loop_running = false;  // guarded by the runtime's state_mu
-  bool drained = true;        // last stop went quiet in time
-  std::uint64_t drain_runs = 0;
+  alignas(64) kcont::detail::pending_node* running_node = nullptr;  // [L] handler running now
+  bool loop_running = false;                                        // [m]
+  bool drained = true;           // [L] last stop went quiet in time
+  std::uint64_t drain_runs = 0;  // [L]
 
-  struct {
-    std::atomic<std::uint64_t> value{0};
-    void bump_from_any_thread() noexcept { value.fetch_add(1, std::memory_order_relaxed); }
-  } wakeups;
-  kcont::detail::loop_counter handlers_run, sleeps, timer_wakeups;
-  std::atomic<bool> pinned{false};
+  kcont::internal::shared_counter wakeups;  // [a] by whoever wakes the loop
+  kcont::internal::owner_counter handlers_run, sleeps, timer_wakeups;  // [a] written [L]
+  std::atomic<bool> pinned{false};                                     // [a]
 
-  std::unique_ptr<kcont::detail::loop_backend> backend;
-  std::thread thread;
+  std::unique_ptr<kcont::detail::loop_backend> backend;  // [I] made with the CPU
+  std::thread thread;                                    // [l]
 };

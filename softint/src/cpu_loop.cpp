@@ -25,10 +25,10 @@ bool run_one(cpu_info* ci) {
 // Calls the clock hook if the requested clock time has passed. Returns whether it did.
 bool run_clock(cpu_info* ci) {
   std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
-  if (due == no_deadline || ci->rt->clock_now() < due) return false;
+  if (due == kNoDeadline || ci->rt->clock_now() < due) return false;
   // Clear before calling: the hook requests its next time itself, and a request that races
   // with this exchange is not lost because the hook reads the wheel after it.
-  ci->deadline.store(no_deadline, std::memory_order_seq_cst);
+  ci->deadline.store(kNoDeadline, std::memory_order_seq_cst);
   if (clock_hook_fn hook = ci->rt->clock_hook.load(std::memory_order_acquire))
     hook(ci, ci->rt->clock_now());
   return true;
@@ -44,7 +44,7 @@ void leave_loop(cpu_info* ci, bool quiet) {
 // stops serving the CPU).
 void cpu_leave(cpu_info* ci, bool quiet) {
   ci->drained = quiet;
-  ci->sleep_state.store(cpu_stopped, std::memory_order_seq_cst);
+  ci->sleep_state.store(CPU_STOPPED, std::memory_order_seq_cst);
   {
     std::lock_guard<std::mutex> lk(ci->rt->state_mu);
     ci->loop_running = false;
@@ -66,7 +66,7 @@ bool cpu_run_inline(cpu_info* ci, std::int64_t give_up, std::uint64_t& runs) {
 void cpu_dispatch(cpu_info* ci, wake_reason reason) {
   if (reason == wake_reason::deadline) ci->timer_wakeups.bump();
   for (;;) {
-    ci->sleep_state.store(cpu_awake, std::memory_order_relaxed);
+    ci->sleep_state.store(CPU_AWAKE, std::memory_order_relaxed);
     while (run_one(ci)) {
       // stop_deadline is written before stop_requested is set (release/acquire pair).
       if (ci->stop_requested.load(std::memory_order_acquire)) {
@@ -77,13 +77,13 @@ void cpu_dispatch(cpu_info* ci, wake_reason reason) {
     if (run_clock(ci)) continue;
 
     // About to sleep: announce it, then look once more (see the protocol in cpu.h).
-    ci->sleep_state.store(cpu_sleeping, std::memory_order_seq_cst);
+    ci->sleep_state.store(CPU_SLEEPING, std::memory_order_seq_cst);
     if (ci->any_pending()) continue;
     const std::int64_t due = ci->deadline.load(std::memory_order_seq_cst);
-    if (due != no_deadline && ci->rt->clock_now() >= due) continue;
+    if (due != kNoDeadline && ci->rt->clock_now() >= due) continue;
     if (ci->stop_requested.load(std::memory_order_seq_cst)) return leave_loop(ci, true);
     // A manual clock arms no real timer: advance_clock() wakes the CPU.
-    ci->backend->set_deadline(ci->rt->config.manual_clock ? no_deadline : due);
+    ci->backend->set_deadline(ci->rt->config.manual_clock ? kNoDeadline : due);
     ci->sleeps.bump();
     return;
   }

@@ -2,7 +2,8 @@
 #include "fd_watch.h"
 
 #include <fcntl.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 #include <kcont/softint.h>
 #include <unistd.h>
 
@@ -43,8 +44,7 @@ void service(void* p) {
 }
 
 [[noreturn]] void misuse(const char* what) {
-  std::fprintf(stderr, "kcont: fd watch misuse: %s\n", what);
-  std::abort();
+  kcont::internal::misuse("fd watch", what);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The exception policy for handlers (see <kcont/runtime.h>): one reporter for every handler
 // kind, so that a throwing softint, callout, task, work item or kcont func is reported the
 // same way, once, and the layer that ran it can release what it held and go on.
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/runtime.h>
 
 #include <cxxabi.h>

@@ -75,7 +75,7 @@ class libevent_backend final : public loop_backend {
   void set_deadline(std::int64_t ns) override {
     if (ns == armed_) return;
     armed_ = ns;
-    if (ns == no_deadline) {
+    if (ns == kNoDeadline) {
       evtimer_del(timer_ev_);
       return;
     }
@@ -104,7 +104,7 @@ class libevent_backend final : public loop_backend {
       serving_ = false;
       event_del(wake_ev_);
       evtimer_del(timer_ev_);
-      armed_ = no_deadline;
+      armed_ = kNoDeadline;
     } else {
       event_base_loopbreak(base_);
     }
@@ -149,7 +149,7 @@ class libevent_backend final : public loop_backend {
     auto* b = static_cast<libevent_backend*>(self);
     b->on_cpu(
         [b] {
-          b->armed_ = no_deadline;
+          b->armed_ = kNoDeadline;
           return true;
         },
         wake_reason::deadline);
@@ -169,7 +169,7 @@ class libevent_backend final : public loop_backend {
   event* timer_ev_ = nullptr;
   event* start_ev_ = nullptr;
   int efd_ = -1;
-  std::int64_t armed_ = no_deadline;
+  std::int64_t armed_ = kNoDeadline;
 };
 
 // The backend half of an fd watch: a persistent EV_READ event (level-triggered), added while

@@ -11,7 +11,7 @@
 // pair: the waiter stores itself (seq_cst), then tries the lock; the releaser unlocks, issues
 // a seq_cst fence, then loads `waiters`. Either the try succeeds or the releaser sees the
 // waiter.
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/mutex.h>
 
 #include <atomic>

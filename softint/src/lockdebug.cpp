@@ -1,8 +1,8 @@
-// Wait-under-lock detection; see kcont/lockdebug.h. Compiled to nothing without
+// Wait-under-lock detection; see kcont/internal/lockdebug.h. Compiled to nothing without
 // KCONT_LOCKDEBUG. Debug-build cost only: a thread-local list of held locks, a thread-local
 // stack of running handlers, and a global table (under one mutex) of the locks each handler
 // object was seen to take.
-#include <kcont/lockdebug.h>
+#include <kcont/internal/lockdebug.h>
 
 #ifdef KCONT_LOCKDEBUG
 

@@ -31,7 +31,7 @@ class watch_io {
 
 enum class wake_reason { start, woken, deadline };
 
-inline constexpr std::int64_t no_deadline = INT64_MAX;
+inline constexpr std::int64_t kNoDeadline = INT64_MAX;
 
 class loop_backend {
  public:
@@ -40,7 +40,7 @@ class loop_backend {
   // wake-up protocol in cpu.h), so it may make a system call.
   virtual void wake() noexcept = 0;
   // Loop thread: call cpu_dispatch(deadline) once steady_clock reaches `ns` (nanoseconds since
-  // the steady_clock epoch), unless woken earlier; no_deadline cancels.
+  // the steady_clock epoch), unless woken earlier; kNoDeadline cancels.
   virtual void set_deadline(std::int64_t ns) = 0;
   // Loop thread: dispatch once (wake_reason::start), then serve wakes and deadlines until stop().
   virtual void run() = 0;

@@ -1,46 +1,23 @@
-// kmutex_t: std::mutex plus an owner tag.
-#include <kcont/lockdebug.h>
-#include <kcont/machine_hooks.h>
+// kmutex_t (std::mutex plus an owner tag) and the kernel lock of softints made without
+// SOFTINT_MPSAFE.
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 #include <kcont/mutex.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 namespace {
 
 thread_local char tl_owner_tag;  // its address identifies this thread
 
 [[noreturn]] void misuse(const char* what, const kmutex_t* m) {
-  std::fprintf(stderr, "kcont: mutex misuse: %s (kmutex %p)\n", what, static_cast<const void*>(m));
-  std::abort();
+  kcont::internal::misuse_at("mutex", what, "kmutex", m);
 }
 
 }  // namespace
-
-namespace {
-std::atomic<void (*)()> g_block_begin{nullptr}, g_block_end{nullptr};
-}
-
-void kcont::machine::set_blocking_hooks(void (*begin)(), void (*end)()) {
-  g_block_begin.store(begin);
-  g_block_end.store(end);
-}
-namespace {
-thread_local kcont::machine::block_observer tl_block_observer;
-}
-
-kcont::machine::block_observer kcont::machine::set_thread_block_observer(block_observer o) {
-  block_observer previous = tl_block_observer;
-  tl_block_observer = o;
-  return previous;
-}
-void kcont::machine::blocking_begin() {
-  if (tl_block_observer.begin != nullptr) tl_block_observer.begin(tl_block_observer.arg);
-  if (auto f = g_block_begin.load(std::memory_order_acquire)) f();
-}
-void kcont::machine::blocking_end() {
-  if (auto f = g_block_end.load(std::memory_order_acquire)) f();
-}
 
 #ifdef KCONT_LOCKDEBUG
 #define KCONT_WHERE_PARAM , std::source_location where
@@ -99,4 +76,18 @@ void mutex_exit(kmutex_t* m) {
 
 bool mutex_owned(const kmutex_t* m) {
   return m->owner.load(std::memory_order_relaxed) == &tl_owner_tag;
+}
+
+namespace {
+// Never destroyed: handlers run by static destructors may still take it.
+std::recursive_mutex& the_kernel_lock() {
+  static auto* m = new std::recursive_mutex;
+  return *m;
+}
+}  // namespace
+void kernel_lock() {
+  the_kernel_lock().lock();
+}
+void kernel_unlock() {
+  the_kernel_lock().unlock();
 }

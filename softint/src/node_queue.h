@@ -14,9 +14,9 @@ namespace kcont::detail {
 
 struct softint_handle;
 
-inline constexpr std::uint32_t node_pending = 1;  // queued, handler not started
-inline constexpr std::uint32_t node_running = 2;  // handler running on this node's CPU
-inline constexpr std::uint32_t node_dead = 4;     // disestablished: never pushed again
+inline constexpr std::uint32_t NODE_PENDING = 1;  // queued, handler not started
+inline constexpr std::uint32_t NODE_RUNNING = 2;  // handler running on this node's CPU
+inline constexpr std::uint32_t NODE_DEAD = 4;     // disestablished: never pushed again
 
 struct pending_node {
   pending_node* next = nullptr;         // link while queued (stack or batch)

@@ -1,10 +1,20 @@
 // runtime_impl: the CPUs of one runtime, their threads, and the hooks higher layers register.
 //
-// Lock order: lifecycle_mu (start/stop) → state_mu (loop_running flags, disestablish waits).
+// Lock order: lifecycle_mu_ (start/stop) → state_mu (loop_running flags, disestablish waits).
+// layers_mu is held while a higher layer's state is made (which may make a lower layer's, and
+// establish softints), never while start or stop runs.
+//
+// Locks used to protect the fields below:
+//   [I] immutable after construction
+//   [a] atomic
+//   [l] lifecycle_mu_
+//   [y] layers_mu (creation of a layer's state; reads are [a] acquire loads)
+//   [m] state_mu
 #pragma once
 
 #include "cpu.h"
 
+#include <kcont/internal/machine_hooks.h>
 #include <kcont/runtime.h>
 
 #include <atomic>
@@ -32,23 +42,23 @@ class runtime_impl {
   cpu_info* current_cpu() const;  // curcpu() within this runtime
   const std::vector<std::unique_ptr<cpu_info>>& cpus() const { return cpus_; }
 
-  runtime* const face;
-  const runtime_config config;
+  runtime* const face;          // [I]
+  const runtime_config config;  // [I]
 
   // Disestablish waits (softint.cpp) and loop exits meet here.
   std::mutex state_mu;
-  std::condition_variable state_cv;
-  std::atomic<unsigned> quiesce_waiters{0};
+  std::condition_variable state_cv;          // [m]
+  std::atomic<unsigned> quiesce_waiters{0};  // [a]
   void notify_quiesce_waiters();
 
-  std::atomic<clock_hook_fn> clock_hook{nullptr};
-  const std::int64_t epoch_ns;  // creation time: tick 0
+  std::atomic<clock_hook_fn> clock_hook{nullptr};  // [a]
+  const std::int64_t epoch_ns;                     // [I] creation time: tick 0
   // The runtime's time: steady_clock, or with a manual clock epoch_ns + what advance_clock
   // added.
   std::int64_t clock_now() const noexcept {
     return config.manual_clock ? manual_now.load(std::memory_order_seq_cst) : now_ns();
   }
-  std::atomic<std::int64_t> manual_now{0};
+  std::atomic<std::int64_t> manual_now{0};  // [a]
 
   // Higher layers' per-runtime state (machine_hooks.h).
   std::recursive_mutex layers_mu;  // recursive: one layer's state may create a lower one's
@@ -56,9 +66,9 @@ class runtime_impl {
     std::atomic<void*> state{nullptr};
     void (*destroy)(void*) = nullptr;
   };
-  layer_slot layers[4];
-  std::atomic<std::uint64_t> established_softints{0};
-  std::atomic<unsigned> live_watches{0};  // fd watches (fd_watch.cpp)
+  layer_slot layers[static_cast<unsigned>(machine::layer::count)];  // state [a], destroy [y]
+  std::atomic<std::uint64_t> established_softints{0};               // [a]
+  std::atomic<unsigned> live_watches{0};                            // [a] fd watches (fd_watch.cpp)
 
   // Attach mode (attach.h): the CPUs are served by the server's loop.
   bool attached() const { return config.attach.what != attach_target::kind::none; }
@@ -69,10 +79,9 @@ class runtime_impl {
   stop_report stop_locked();  // lifecycle_mu_ held
   void stop_attached(stop_report& report, std::int64_t give_up);
 
-  std::vector<std::unique_ptr<cpu_info>> cpus_;
+  std::vector<std::unique_ptr<cpu_info>> cpus_;  // [I]
   std::mutex lifecycle_mu_;
-  std::atomic<bool> running_{false};
-  unsigned host_cores_;
+  std::atomic<bool> running_{false};  // [a] written [l]
 };
 
 // The CPU this thread is the loop of (or, attached, is serving right now), or nullptr.

@@ -22,8 +22,9 @@
 #include "runtime_impl.h"
 #include "softint_run.h"
 
-#include <kcont/lockdebug.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 
 #include <kcont/softint.h>
 
@@ -59,8 +60,7 @@ struct softint_handle {
 namespace {
 
 [[noreturn]] void misuse(const char* what) {
-  std::fprintf(stderr, "kcont: softint misuse: %s\n", what);
-  std::abort();
+  kcont::internal::misuse("softint", what);
 }
 
 // Live cookies, so that disestablishing an unknown or already disestablished cookie is
@@ -140,10 +140,10 @@ void free_handle(softint_handle* sh) {
 softint_handle* live_handle(void* cookie, const char* call) {
   softint_handle* sh = handle_of(cookie);
   if (sh->gone.load(std::memory_order_relaxed)) [[unlikely]] {
-    std::fprintf(stderr,
-                 "kcont: softint misuse: %s of a softint that was disestablished (stale cookie)\n",
-                 call);
-    std::abort();
+    char what[128];
+    std::snprintf(what, sizeof what, "%s of a softint that was disestablished (stale cookie)",
+                  call);
+    misuse(what);
   }
   return sh;
 }
@@ -161,12 +161,12 @@ void orphan(softint_handle* sh, cpu_info* self) {
   for (unsigned i = 0; i < rt->ncpu(); ++i) {
     cpu_info* ci = rt->cpu(i);
     pending_node& n = sh->nodes[i].node;
-    std::uint32_t s = n.state.fetch_or(node_dead, std::memory_order_seq_cst);
+    std::uint32_t s = n.state.fetch_or(NODE_DEAD, std::memory_order_seq_cst);
     // Queued where no loop will pop it (ours is busy running this handler and pops it later):
     // take it out now, so that a stopped CPU does not keep the handle alive.
-    if ((s & node_pending) && ci != self && !ci->loop_running && ci->queues[sh->level].remove(&n))
-      s = n.state.fetch_and(~node_pending, std::memory_order_seq_cst) & ~node_pending;
-    if ((s & (node_pending | node_running)) == 0) release_orphan(sh);  // idle: nothing to wait for
+    if ((s & NODE_PENDING) && ci != self && !ci->loop_running && ci->queues[sh->level].remove(&n))
+      s = n.state.fetch_and(~NODE_PENDING, std::memory_order_seq_cst) & ~NODE_PENDING;
+    if ((s & (NODE_PENDING | NODE_RUNNING)) == 0) release_orphan(sh);  // idle: nothing to wait for
   }
   lk.unlock();
   release_orphan(sh);  // the counting reference; our own node (RUNNING) keeps the handle alive
@@ -176,15 +176,15 @@ void schedule_on(softint_handle* sh, cpu_info* ci) {
   pending_node& n = sh->nodes[ci->index].node;
   std::uint32_t s = n.state.load(std::memory_order_relaxed);
   do {
-    if (s & (node_pending | node_dead)) {
+    if (s & (NODE_PENDING | NODE_DEAD)) {
       // Coalesced (or disestablished). The RMW orders the caller's earlier writes before the
       // handler run that is still to start (it clears PENDING with an RMW after this one).
       s = n.state.fetch_or(0, std::memory_order_acq_rel);
       // A DEAD node belongs to a softint being disestablished concurrently: the schedule
       // is dropped, as disestablish discards pending schedules.
-      if (s & (node_pending | node_dead)) return;
+      if (s & (NODE_PENDING | NODE_DEAD)) return;
     }
-  } while (!n.state.compare_exchange_weak(s, s | node_pending, std::memory_order_acq_rel,
+  } while (!n.state.compare_exchange_weak(s, s | NODE_PENDING, std::memory_order_acq_rel,
                                           std::memory_order_relaxed));
   ci->enqueue(sh->level, &n);
 }
@@ -193,7 +193,7 @@ void schedule_on(softint_handle* sh, cpu_info* ci) {
 
 void softint_run(cpu_info* ci, pending_node* n) {
   softint_handle* sh = n->owner;
-  n->state.fetch_xor(node_pending | node_running, std::memory_order_seq_cst);
+  n->state.fetch_xor(NODE_PENDING | NODE_RUNNING, std::memory_order_seq_cst);
   runtime_impl* rt = ci->rt;
   if (!sh->dying.load(std::memory_order_seq_cst)) {
     ci->running_node = n;
@@ -206,11 +206,11 @@ void softint_run(cpu_info* ci, pending_node* n) {
     if (!sh->mpsafe) kernel_unlock();
     ci->running_node = nullptr;
   }
-  std::uint32_t s = n->state.fetch_and(~node_running, std::memory_order_seq_cst);
-  if (s & node_dead) {  // orphaned (see orphan()); sh is alive until we release our node
-    if ((s & node_pending) && ci->queues[sh->level].remove(n))
-      s = n->state.fetch_and(~node_pending, std::memory_order_seq_cst) & ~node_pending;
-    if ((s & node_pending) == 0) release_orphan(sh);
+  std::uint32_t s = n->state.fetch_and(~NODE_RUNNING, std::memory_order_seq_cst);
+  if (s & NODE_DEAD) {  // orphaned (see orphan()); sh is alive until we release our node
+    if ((s & NODE_PENDING) && ci->queues[sh->level].remove(n))
+      s = n->state.fetch_and(~NODE_PENDING, std::memory_order_seq_cst) & ~NODE_PENDING;
+    if ((s & NODE_PENDING) == 0) release_orphan(sh);
     return;
   }
   rt->notify_quiesce_waiters();  // sh may be gone from here on
@@ -288,13 +288,13 @@ void softint_disestablish(void* cookie) {
       for (;;) {
         std::uint32_t s = n.state.load(std::memory_order_seq_cst);
         if (s == 0) {
-          if (n.state.compare_exchange_strong(s, node_dead, std::memory_order_seq_cst)) break;
+          if (n.state.compare_exchange_strong(s, NODE_DEAD, std::memory_order_seq_cst)) break;
           continue;
         }
         // We may consume this CPU's queue ourselves when its loop is down or is us.
-        if ((s & node_pending) && (ci == self || !ci->loop_running)) {
+        if ((s & NODE_PENDING) && (ci == self || !ci->loop_running)) {
           if (ci->queues[sh->level].remove(&n))
-            n.state.fetch_and(~node_pending, std::memory_order_seq_cst);
+            n.state.fetch_and(~NODE_PENDING, std::memory_order_seq_cst);
           continue;
         }
         rt->state_cv.wait(lk);

@@ -1,10 +1,11 @@
 // The pooled per-CPU worker engine: pools, workers and overseers (see engine.h).
 #include "engine.h"
+#include "task_flags.h"
 
-#include <kcont/lockdebug.h>
-#include <kcont/machine_hooks.h>
-#include <pthread.h>
-#include <sched.h>
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/thread_setup.h>
+
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,7 +19,6 @@
 namespace kcont::detail {
 
 namespace {
-constexpr unsigned TASK_ONQUEUE = 1;
 
 // What this worker thread is serving, for the blocking hooks.
 struct serving_state {
@@ -30,9 +30,10 @@ const char* const kPriorityName[kPriorities] = {"hi", "mh", "ml", "lo"};
 const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privilege
 }  // namespace
 
+// Locks: see the legend in engine.h.
 struct worker {
-  std::condition_variable cv;
-  queue_instance* assigned = nullptr;  // guarded by the pool's mu
+  std::condition_variable cv;          // [p] signalled when handed an instance or told to exit
+  queue_instance* assigned = nullptr;  // [p]
 };
 
 namespace {
@@ -61,24 +62,24 @@ void pass_marker(queue_instance& q) {
 
 struct overseer {
   std::mutex mu;
-  std::condition_variable cv;
-  unsigned wanted = 0;  // bit per priority: that pool needs workers
-  bool stopping = false;
-  std::thread thread;
+  std::condition_variable cv;  // [o]
+  unsigned wanted = 0;         // [o] bit per priority: that pool needs workers
+  bool stopping = false;       // [o]
+  std::thread thread;          // [I] once started (engine construction)
 };
 
 struct pool {
   pool(engine& e, unsigned c, unsigned p, overseer& o) : eng(e), cpu(c), prio(p), ov(o) {}
-  engine& eng;
-  const unsigned cpu, prio;
-  overseer& ov;
+  engine& eng;               // [I]
+  const unsigned cpu, prio;  // [I]
+  overseer& ov;              // [I]
 
   std::mutex mu;
-  std::condition_variable exit_cv;       // a worker exited (engine teardown waits)
-  std::vector<worker*> idle;             // LIFO: the longest idle times out first
-  std::deque<queue_instance*> overflow;  // instances waiting for a worker
-  unsigned workers = 0, starting = 0;    // threads alive / being created
-  bool spare_wanted = false, stopping = false;
+  std::condition_variable exit_cv;              // [p] a worker exited (engine teardown waits)
+  std::vector<worker*> idle;                    // [p] LIFO: the longest idle times out first
+  std::deque<queue_instance*> overflow;         // [p] instances waiting for a worker
+  unsigned workers = 0, starting = 0;           // [p] threads alive / being created
+  bool spare_wanted = false, stopping = false;  // [p]
 
   // pool mu held: ask the overseer for workers.
   void call_overseer() {
@@ -90,19 +91,6 @@ struct pool {
   void serve(queue_instance& q, worker* w);
   bool spawn();
 };
-
-namespace {
-
-void pin_to_cpu(runtime& rt, unsigned cpu) {
-  if (!rt.config().pin_threads) return;
-  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu % static_cast<unsigned>(cores > 0 ? cores : 1), &set);
-  ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
-}
-
-}  // namespace
 
 bool pool::spawn() {
   int f = eng.fail_next_creations.load();
@@ -168,8 +156,8 @@ void pool::worker_main(worker* w) {
   runtime_scope scope(eng.rt);
   char name[16];
   std::snprintf(name, sizeof name, "kcont/w%u%s", cpu, kPriorityName[prio]);
-  ::pthread_setname_np(::pthread_self(), name);
-  pin_to_cpu(eng.rt, cpu);
+  internal::name_this_thread(name);
+  if (eng.rt.config().pin_threads) internal::pin_this_thread(cpu);
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kNice[prio]);
 
   std::unique_lock<std::mutex> lk(mu);

@@ -15,6 +15,15 @@
 // Lock order: queue_instance::mu -> pool::mu -> overseer::mu. A worker holds no lock while it
 // runs a task.
 //
+// Locks used to protect the fields below (and those of pool, worker and overseer in
+// engine.cpp):
+//   [I] immutable after construction (or set before the object is published)
+//   [q] queue_instance::mu
+//   [p] pool::mu of the pool concerned
+//   [o] overseer::mu
+//   [c] engine::counters_mu_
+//   [a] atomic
+//
 // Invariants:
 //   - instance.active = workers serving it + (1 if it is on an overflow list);
 //   - a worker is on its pool's idle list iff it serves no instance;
@@ -53,26 +62,26 @@ struct queue_instance {
   queue_instance(engine& e, unsigned prio, unsigned most_active, bool is_mpsafe, int home)
       : eng(&e), priority(prio), max_active(most_active), mpsafe(is_mpsafe), home_cpu(home) {}
 
-  engine* const eng;
-  const unsigned priority;
-  const unsigned max_active;  // workers that may serve it at once
-  const bool mpsafe;          // false: tasks run holding the kernel lock
-  const int home_cpu;         // CPU whose pool serves it; -1: the CPU of whoever adds work
+  engine* const eng;          // [I]
+  const unsigned priority;    // [I]
+  const unsigned max_active;  // [I] workers that may serve it at once
+  const bool mpsafe;          // [I] false: tasks run holding the kernel lock
+  const int home_cpu;         // [I] CPU whose pool serves it; -1: the CPU of whoever adds work
 
   // Elastic (blocking-aware) instances run one task at a time while it runs, and add a worker
   // when a running task blocks (kpause, blocking_scope, a contended kmutex) and work is queued,
   // up to max_active; a worker that finds more unblocked workers than one leaves.
-  bool elastic = false;
-  const void* owner = nullptr;  // the taskq or workqueue (lockdebug names handlers by it)
-  const char* name = nullptr;   // the taskq's or workqueue's name (exception reports)
+  bool elastic = false;         // [I]
+  const void* owner = nullptr;  // [I] the taskq or workqueue (lockdebug names handlers by it)
+  const char* name = nullptr;   // [I] the taskq's or workqueue's name (exception reports)
 
   std::mutex mu;
-  std::condition_variable idle_cv;  // a task finished (barriers, destroy)
-  unsigned blocked = 0;             // workers of this instance inside a blocking region
-  task_list work;
-  unsigned active = 0;              // see the invariants above
-  std::uint64_t finished_runs = 0;  // tasks completed
-  std::uint64_t started = 0;        // tasks taken off `work`: a run's sequence number
+  std::condition_variable idle_cv;  // [q] a task finished (barriers, destroy)
+  unsigned blocked = 0;             // [q] workers of this instance inside a blocking region
+  task_list work;                   // [q]
+  unsigned active = 0;              // [q] see the invariants above
+  std::uint64_t finished_runs = 0;  // [q] tasks completed
+  std::uint64_t started = 0;        // [q] tasks taken off `work`: a run's sequence number
 
   // Workers serving this instance now, and what they run (barriers look here).
   struct running_slot {
@@ -82,11 +91,11 @@ struct queue_instance {
     std::uint64_t seq;  // `started` when it was taken
     bool in_barrier;    // waiting in instance_barrier on this instance
   };
-  std::vector<running_slot> running;
+  std::vector<running_slot> running;  // [q]
 
   // Barriers called from this instance's own tasks (see instance_barrier).
-  unsigned barrier_members = 0;   // own tasks waiting in a barrier now
-  std::uint64_t barrier_gen = 0;  // bumped when every slot is such a task
+  unsigned barrier_members = 0;   // [q] own tasks waiting in a barrier now
+  std::uint64_t barrier_gen = 0;  // [q] bumped when every slot is such a task
 };
 
 struct engine_stats {
@@ -102,20 +111,21 @@ class engine {
   // q's mu held: q has new work; get it a worker if it may have one more.
   void want_worker(queue_instance& q, std::unique_lock<std::mutex>& q_lock);
 
-  runtime& rt;
+  runtime& rt;  // [I]
+  // [I] set before the first task (tests shorten it); a worker waits this long for work.
   std::chrono::milliseconds idle_timeout{10000};
   engine_stats stats();
 
   // Test hook: the next `n` thread creations fail as if the system refused them.
-  std::atomic<int> fail_next_creations{0};
+  std::atomic<int> fail_next_creations{0};  // [a]
   void bump(std::uint64_t engine_stats::*field);
 
  private:
   friend struct pool;
-  void* overseers_ = nullptr;  // engine_overseers (engine.cpp)
+  void* overseers_ = nullptr;  // [I] engine_overseers (engine.cpp)
   std::mutex counters_mu_;
-  engine_stats counters_;
-  std::vector<std::unique_ptr<pool>> pools_;  // [cpu * kPriorities + prio]
+  engine_stats counters_;                     // [c]
+  std::vector<std::unique_ptr<pool>> pools_;  // [I] [cpu * kPriorities + prio]
   pool& pool_of(unsigned cpu, unsigned prio) { return *pools_[cpu * kPriorities + prio]; }
 };
 
@@ -127,8 +137,8 @@ engine& engine_of(runtime& rt);
 bool instance_add(queue_instance& q, task* t);
 // Takes t off q if queued there; returns whether it did.
 bool instance_del(queue_instance& q, task* t);
-// Waits until t is not running on q. `self_ok`: if this thread is running t, return at once.
-// Returns false (without waiting) if this thread is running t and !self_ok.
+// Waits until t is not running on q. Returns false (without waiting) if this thread is the one
+// running t.
 bool instance_wait_not_running(queue_instance& q, const task* t);
 // Waits until q has no queued and no running work.
 void instance_drain(queue_instance& q);

@@ -15,9 +15,12 @@
 //
 // A task that throws is reported (the exception policy, <kcont/runtime.h>) and abandoned; the
 // runner carries on with the queue and leaves as usual, so the context is never left entered.
-#include <kcont/lockdebug.h>
-#include <kcont/machine_hooks.h>
-#include <kcont/task.h>
+#include "task_flags.h"
+
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
+#include <kcont/taskctx.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -25,7 +28,7 @@
 
 namespace {
 
-constexpr unsigned TASK_ONQUEUE = 1;
+using kcont::detail::TASK_ONQUEUE;
 
 thread_local taskctx* tl_running_ctx = nullptr;  // the taskctx this thread is inside, if any
 
@@ -127,8 +130,8 @@ void taskctx_init(taskctx* tc, int) {
 
 void task_dispatch(taskctx* tc, task* t) {
   if (t->t_func == nullptr) {
-    std::fprintf(stderr, "kcont: task_dispatch of a task with no function (task_set it first)\n");
-    std::abort();
+    kcont::internal::misuse("taskctx",
+                            "task_dispatch of a task with no function (task_set it first)");
   }
   if (t->t_flags.load() & TASK_ONQUEUE) return;  // already queued: it will run
   // Fast path: a free context is entered with one CAS and the task runs without being queued.
@@ -158,10 +161,9 @@ void task_dispatch(taskctx* tc, task* t) {
 
 void taskctx_barrier(taskctx* tc) {
   if (tl_running_ctx == tc) {
-    std::fprintf(stderr,
-                 "kcont: taskctx_barrier called from a task running in that taskctx "
-                 "(it would wait for itself)\n");
-    std::abort();
+    kcont::internal::misuse("taskctx",
+                            "taskctx_barrier called from a task running in that taskctx (it "
+                            "would wait for itself)");
   }
   kcont::lockdebug::check_wait("taskctx_barrier", tc);
   // Decided under tc_mtx: a dispatcher may have queued its task and not yet entered (the count

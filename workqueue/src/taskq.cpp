@@ -4,8 +4,10 @@
 // the pool of the CPU that adds work. systq/systqmp are static objects bound to the default
 // runtime on first use.
 #include "engine.h"
+#include "task_flags.h"
 
-#include <kcont/lockdebug.h>
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/misuse.h>
 #include <kcont/task.h>
 
 #include <algorithm>
@@ -19,7 +21,7 @@
 #include <unordered_set>
 
 namespace {
-constexpr unsigned TASK_ONQUEUE = 1;
+using kcont::detail::TASK_ONQUEUE;
 constexpr unsigned kDefaultPriority = 1;  // medium-high
 }  // namespace
 
@@ -27,7 +29,6 @@ struct taskq {
   const char* name;
   unsigned nthreads;
   bool mpsafe;
-  bool system;
   std::once_flag bound;
   // Owned, and freed by taskq_destroy; the system queues' instances are never freed (their
   // workers may run until the process exits, after static destructors).
@@ -39,9 +40,7 @@ namespace {
 using kcont::detail::queue_instance;
 
 [[noreturn]] void misuse(const char* what, const taskq* tq) {
-  std::fprintf(stderr, "kcont: taskq misuse: %s (taskq %s)\n", what,
-               tq != nullptr && tq->name != nullptr ? tq->name : "?");
-  std::abort();
+  kcont::internal::misuse_named("taskq", what, "taskq", tq != nullptr ? tq->name : nullptr);
 }
 
 // Live taskqs (made by taskq_create, not yet destroyed), so that taskq_destroy of a taskq
@@ -73,8 +72,8 @@ queue_instance& instance(taskq* tq) {
   return *tq->q;
 }
 
-taskq g_systq{"systq", 1, false, true, {}, nullptr};
-taskq g_systqmp{"systqmp", 1, true, true, {}, nullptr};
+taskq g_systq{"systq", 1, false, {}, nullptr};
+taskq g_systqmp{"systqmp", 1, true, {}, nullptr};
 
 }  // namespace
 
@@ -86,8 +85,7 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
     errno = EINVAL;
     return nullptr;
   }
-  auto* tq =
-      new (std::nothrow) taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, false, {}, nullptr};
+  auto* tq = new (std::nothrow) taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, {}, nullptr};
   if (tq == nullptr) {
     errno = ENOMEM;
     return nullptr;
@@ -118,10 +116,9 @@ void taskq_destroy(taskq* tq) {
   {
     std::lock_guard<std::mutex> lk(g_live_mu);
     if (live_taskqs().count(tq) == 0) {
-      std::fprintf(stderr,
-                   "kcont: taskq misuse: taskq_destroy of a taskq that is not alive (destroyed "
-                   "twice, or never made by taskq_create)\n");
-      std::abort();
+      kcont::internal::misuse("taskq",
+                              "taskq_destroy of a taskq that is not alive (destroyed twice, or "
+                              "never made by taskq_create)");
     }
   }
   queue_instance& q = instance(tq);

@@ -1,7 +1,8 @@
 // workqueue(9) on the pooled worker engine: one queue_instance per CPU (WQ_PERCPU) or one in
 // all, each serving its items one at a time on workers of its CPU's pool.
-#include <kcont/lockdebug.h>
-#include <kcont/machine_hooks.h>
+#include <kcont/internal/lockdebug.h>
+#include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 #include <kcont/workqueue.h>
 
 #include <cerrno>
@@ -30,9 +31,7 @@ struct workqueue {
 namespace {
 
 [[noreturn]] void misuse(const char* what, const workqueue* wq) {
-  std::fprintf(stderr, "kcont: workqueue misuse: %s (workqueue %s)\n", what,
-               wq != nullptr && wq->name != nullptr ? wq->name : "?");
-  std::abort();
+  kcont::internal::misuse_named("workqueue", what, "workqueue", wq != nullptr ? wq->name : nullptr);
 }
 
 void run_work(void* p) {

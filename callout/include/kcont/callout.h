@@ -32,16 +32,19 @@
 #include <functional>
 
 struct callout {
-  // All fields are private to kcont; sizeof(struct callout) <= 64.
-  boost::intrusive::list_member_hook<> c_link;  // wheel bucket or expired list
-  void (*c_func)(void*);
-  void* c_arg;
-  cpu_info* c_cpu;        // wheel it is on, or will be armed on (read with atomic_ref)
-  std::uint32_t c_time;   // due tick (wrapping)
-  std::uint32_t c_flags;  // guarded by c_cpu's wheel lock
-  std::uint32_t c_magic;  // initialised / destroyed marker for misuse checks
-  std::uint32_t c_rest;   // ticks still to wait after c_time (a delay beyond the wheel's range)
-  std::uint8_t c_level;   // wheel level while in a bucket
+  // All fields are private to kcont; sizeof(struct callout) <= 64. Locks: [c] the lock of
+  // c_cpu's wheel (callout/src/callout.cpp); [m] written with both CPUs' locks (migration),
+  // read under either or with an atomic_ref load; [i] written only by callout_init and
+  // callout_destroy.
+  boost::intrusive::list_member_hook<> c_link;  // [c] wheel bucket or expired list
+  void (*c_func)(void*);                        // [c]
+  void* c_arg;                                  // [c]
+  cpu_info* c_cpu;                              // [m] wheel it is on, or will be armed on
+  std::uint32_t c_time;                         // [c] due tick (wrapping)
+  std::uint32_t c_flags;                        // [c]
+  std::uint32_t c_magic;  // [i] initialised / destroyed marker for misuse checks
+  std::uint32_t c_rest;   // [c] ticks still to wait after c_time (beyond the wheel's range)
+  std::uint8_t c_level;   // [c] wheel level while in a bucket
 };
 
 // NetBSD's name for the storage (callout(9): callout_t).

@@ -23,6 +23,7 @@
 
 #include <kcont/pkt.h>
 #include <kcont/task.h>
+#include <kcont/taskctx.h>
 #include <net/if.h>
 
 #include <atomic>
@@ -31,31 +32,36 @@
 
 struct ifnet;
 
+// Locks used to protect the fields of ifqueue and ifnet:
+//   [I] set by ifq_init / if_attach before the interface is used
+//   [q] ifq_mtx
+//   [a] atomic (oactive is set by start and cleared inside the serialiser: the diff's rule)
+//   [S] inside the serialiser only
 struct ifqueue {
   taskctx ifq_serializer;
   std::mutex ifq_mtx;
-  kcont::net::pkt* ifq_head = nullptr;  // guarded by ifq_mtx
-  kcont::net::pkt* ifq_tail = nullptr;
-  unsigned ifq_len = 0;
-  unsigned ifq_maxlen = 0;
-  std::atomic<std::uint64_t> ifq_drops{0};
-  std::atomic<unsigned> ifq_oactive{0};
-  std::atomic<std::uint64_t> ifq_oactive_sets{0};  // transitions to oactive (statistics)
-  taskq* ifq_taskq = nullptr;  // taskq start mode: where serialised work runs instead
-  ifnet* ifq_if = nullptr;
-  task ifq_restart_task{};
+  kcont::net::pkt* ifq_head = nullptr;             // [q]
+  kcont::net::pkt* ifq_tail = nullptr;             // [q]
+  unsigned ifq_len = 0;                            // [q]
+  unsigned ifq_maxlen = 0;                         // [I]
+  std::atomic<std::uint64_t> ifq_drops{0};         // [a]
+  std::atomic<unsigned> ifq_oactive{0};            // [a]
+  std::atomic<std::uint64_t> ifq_oactive_sets{0};  // [a] transitions to oactive (statistics)
+  taskq* ifq_taskq = nullptr;  // [I] taskq start mode: where serialised work runs instead
+  ifnet* ifq_if = nullptr;     // [I]
+  task ifq_restart_task{};     // [I] set; queued by ifq_restart, run [S]
 };
 
 // IFF_UP and IFF_RUNNING come from <net/if.h> (same values as in the BSDs).
 inline constexpr unsigned IFQ_MAXLEN = 256;  // OpenBSD's default send queue length
 
 struct ifnet {
-  char if_xname[16] = {};
+  char if_xname[IFNAMSIZ] = {};  // [I]
   ifqueue if_snd;
-  task if_start_ctx{};                 // runs if_start_task in the serialiser
-  void (*if_start)(ifnet*) = nullptr;  // the driver's start routine
-  void* if_softc = nullptr;
-  std::atomic<unsigned> if_flags{0};
+  task if_start_ctx{};                 // [I] runs if_start_task in the serialiser
+  void (*if_start)(ifnet*) = nullptr;  // [I] the driver's start routine
+  void* if_softc = nullptr;            // [I]
+  std::atomic<unsigned> if_flags{0};   // [a]
 };
 
 // maxlen 0 means IFQ_MAXLEN. Packets are the caller's until enqueued.

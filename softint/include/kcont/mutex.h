@@ -15,8 +15,8 @@ struct kmutex;
 
 namespace kcont::machine {
 // A waiter for a kmutex_t's next release (the kcont layer's turnstile; see lock_wait in
-// <kcont/machine_hooks.h>). Locks: [s] the kmutex's lock-waiter stripe, [a] atomic, [I] set
-// before the first lock_wait.
+// kcont/internal/machine_hooks.h, not installed). Locks: [s] the kmutex's lock-waiter stripe, [a]
+// atomic, [I] set before the first lock_wait.
 struct lock_waiter {
   lock_waiter* next = nullptr;                // [s] on the kmutex's list
   lock_waiter* prev = nullptr;                // [s]
@@ -69,7 +69,7 @@ inline constexpr int IPL_MPSAFE = 0x100;
 inline constexpr int IPL_WAKEUP = 0x200;
 
 #ifdef KCONT_LOCKDEBUG
-// Debug builds record where each lock was initialised and taken (kcont/lockdebug.h).
+// Debug builds record where each lock was initialised and taken (kcont/internal/lockdebug.h).
 void mutex_init(kmutex_t* m, int type, int ipl,
                 std::source_location where = std::source_location::current());
 void mutex_enter(kmutex_t* m, std::source_location where = std::source_location::current());

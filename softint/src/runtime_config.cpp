@@ -1,0 +1,91 @@
+// runtime_config from the environment (KCONT_*: strict whole numbers, refused otherwise), the
+// loop backends by name, and the stop report's text.
+#include <kcont/runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace kcont {
+
+bool parse_backend(const std::string& name, backend_kind& out) {
+  if (name == "asio") {
+    out = backend_kind::asio;
+    return true;
+  }
+  if (name == "libevent") {
+    out = backend_kind::libevent;
+    return true;
+  }
+  return false;
+}
+
+bool backend_available(backend_kind kind) {
+#ifdef KCONT_HAVE_LIBEVENT
+  (void)kind;
+  return true;
+#else
+  return kind == backend_kind::asio;
+#endif
+}
+
+const char* backend_name(backend_kind kind) {
+  return kind == backend_kind::asio ? "asio" : "libevent";
+}
+
+namespace {
+// A KCONT_* variable that holds a whole number in lo..hi: digits only (no sign, blank,
+// fraction or exponent). Unset or empty means `fallback`. Anything else throws
+// std::invalid_argument naming the variable, its value and the range: never wrapped, never
+// silently ignored.
+std::uint64_t env_number(const char* var, std::uint64_t lo, std::uint64_t hi,
+                         std::uint64_t fallback, const char* meaning) {
+  const char* v = std::getenv(var);
+  if (v == nullptr || *v == '\0') return fallback;
+  std::uint64_t x = 0;
+  bool ok = true;
+  for (const char* p = v; *p != '\0' && ok; ++p) {
+    const unsigned digit = static_cast<unsigned char>(*p) - static_cast<unsigned>('0');
+    ok = digit <= 9 && digit <= hi && x <= (hi - digit) / 10;  // x * 10 + digit <= hi
+    x = x * 10 + digit;
+  }
+  if (!ok || x < lo)
+    throw std::invalid_argument(std::string("kcont: ") + var + "=" + v +
+                                " is not valid: it takes a whole number in " + std::to_string(lo) +
+                                ".." + std::to_string(hi) + meaning);
+  return x;
+}
+}  // namespace
+
+runtime_config runtime_config::from_env() {
+  runtime_config c;
+  c.ncpu = static_cast<unsigned>(
+      env_number("KCONT_NCPU", 0, 1024, c.ncpu, " (0: the host's online CPUs)"));
+  c.hz = static_cast<unsigned>(env_number("KCONT_HZ", 1, 100000, c.hz, " (ticks per second)"));
+  c.pin_threads = env_number("KCONT_PIN", 0, 1, 1, " (1: pin the loop threads)") != 0;
+  c.initial_ticks = static_cast<std::uint32_t>(
+      env_number("KCONT_INITIAL_TICKS", 0, UINT32_MAX, 0, " (the tick counter's start)"));
+  if (const char* b = std::getenv("KCONT_BACKEND"); b != nullptr && *b != '\0') {
+    if (!parse_backend(b, c.backend))
+      throw std::invalid_argument(std::string("kcont: KCONT_BACKEND=") + b +
+                                  " is not valid: it takes asio or libevent");
+  }
+  return c;
+}
+
+std::string stop_report::summary() const {
+  std::string s = drained ? "drained" : "NOT drained within drain_timeout";
+  s += "; " + std::to_string(ran_during_drain) + " handler(s) ran during the drain";
+  if (attached_unserved != 0)
+    s += "; " + std::to_string(attached_unserved) +
+         " attached CPU(s) not served by the server's loop within drain_timeout (was the loop "
+         "running?)";
+  if (left_pending != 0)
+    s += "; " + std::to_string(left_pending) +
+         " softint instance(s) left pending (parked: they run if the runtime starts again" +
+         (attached_unserved != 0 ? std::string(" or on runtime::drain_attached()") : "") + ")";
+  return s;
+}
+
+}  // namespace kcont
