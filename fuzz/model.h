@@ -1,5 +1,5 @@
 // The executable model the fuzzer checks kcont against: the man-page semantics of callout(9),
-// the kcont proposal (with the README's decisions) and task(9), for a runtime whose CPU runs
+// the kcont proposal (with docs/semantics.md's decisions) and task(9), for a runtime whose CPU runs
 // nothing between settle points (see fuzz_kcont.cpp). Plain data and rules, no concurrency.
 #pragma once
 

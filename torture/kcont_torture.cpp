@@ -1,8 +1,8 @@
 // kcont-torture: N threads issue a random mix of every kcont API with exact accounting; at the
 // end everything is stopped and drained and the books of every object must balance
 // (scheduled == ran + cancelled), in the promised order where one is promised. Exit status 0
-// when no violation was found, 1 otherwise, 2 for bad options. See man/kcont-torture.1 and the
-// README (Reliability).
+// when no violation was found, 1 otherwise, 2 for bad options. See man/kcont-torture.1 and
+// docs/reliability.md.
 #include <kcont/runtime.h>
 
 #include <cerrno>

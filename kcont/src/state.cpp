@@ -1,7 +1,7 @@
 // The kernel-style face of kcont: the PENDING / EXPIRED / INVOKING state machine of the
 // proposal (shared/seeds/netbsd-kernel-continuations.md) on top of the drains (drain.cpp) and
 // the bindings (bindings.cpp). Decisions where the proposal is silent are in <kcont/kcont.h>
-// and the README ("Semantics decisions (kcont)").
+// and docs/semantics.md ("Semantics decisions (kcont)").
 #include "kcont_impl.h"
 
 #include <kcont/internal/lock_pair.h>

@@ -10,7 +10,7 @@
 // they became runnable, and while a lock is held elsewhere, runnable continuations of other
 // locks run meanwhile (no head-of-line blocking).
 //
-// Decisions where the proposal is silent (README "Semantics decisions (kcont)"):
+// Decisions where the proposal is silent (docs/semantics.md "Semantics decisions (kcont)"):
 //   - INVOKING clears when func returns, unless func rescheduled it (kcont_ack clears it
 //     earlier); a schedule from inside its own func is allowed and acts as if acked first;
 //   - kcont_stop also cancels a continuation that is runnable but not yet running (the
