@@ -33,7 +33,7 @@
 
 struct callout {
   // All fields are private to kcont; sizeof(struct callout) <= 64. Locks: [c] the lock of
-  // c_cpu's wheel (callout/src/callout.cpp); [m] written with both CPUs' locks (migration),
+  // c_cpu's wheel (callout/src/callout_impl.h); [m] written with both CPUs' locks (migration),
   // read under either or with an atomic_ref load; [i] written only by callout_init and
   // callout_destroy.
   boost::intrusive::list_member_hook<> c_link;  // [c] wheel bucket or expired list
