@@ -5,6 +5,12 @@
 // unwatch_fd from other threads reach the CPU by scheduling that softint, so they use the
 // CPU's pending/kick protocol: no allocation, and a system call only to wake a sleeping loop.
 // The service handler arms the backend half, reports data already sitting, or closes it.
+//
+// Locks used to protect the fields of fd_watch:
+//   [I] set by watch_fd before the watch is returned
+//   [a] atomic
+//   [C] the watch's CPU only (its loop thread, or the server thread serving it)
+//   [m] the runtime's state_mu
 #pragma once
 
 #include "loop_backend.h"
@@ -14,17 +20,17 @@
 namespace kcont::machine {
 
 struct fd_watch {
-  cpu_info* ci = nullptr;
-  int fd = -1;  // kcont's dup of the caller's fd; closed by the backend half's close()
-  void (*fn)(void*) = nullptr;
-  void* arg = nullptr;
-  void* service_si = nullptr;  // the service softint
-  std::atomic<bool> paused{false};
-  std::atomic<bool> closing{false};
-  bool closed = false;          // under the runtime's state_mu: the CPU has closed it
-  bool in_callback = false;     // CPU-private: fn is running
-  bool free_on_return = false;  // CPU-private: unwatched from inside fn
-  std::unique_ptr<detail::watch_io> io;
+  cpu_info* ci = nullptr;            // [I]
+  int fd = -1;                       // [I] kcont's dup of the caller's fd; closed by io's close()
+  void (*fn)(void*) = nullptr;       // [I]
+  void* arg = nullptr;               // [I]
+  void* service_si = nullptr;        // [I] the service softint
+  std::atomic<bool> paused{false};   // [a]
+  std::atomic<bool> closing{false};  // [a]
+  bool closed = false;               // [m] the CPU has closed it
+  bool in_callback = false;          // [C] fn is running
+  bool free_on_return = false;       // [C] unwatched from inside fn
+  std::unique_ptr<detail::watch_io> io;  // [I] made by watch_fd, used [C]
 };
 
 }  // namespace kcont::machine

@@ -5,6 +5,13 @@
 // takes the whole stack at once, reverses it into a private FIFO batch, and pops from there.
 // A node is in at most one queue at a time (its PENDING bit guards the push), so taking the
 // whole stack has no ABA problem.
+//
+// Locks used to protect the fields below:
+//   [I] set when the node is made
+//   [a] atomic
+//   [P] the node's PENDING bit: only the thread that set it pushes the node and writes `next`
+//       until the consumer takes it
+//   [C] the consumer (see above)
 #pragma once
 
 #include <atomic>
@@ -19,9 +26,9 @@ inline constexpr std::uint32_t NODE_RUNNING = 2;  // handler running on this nod
 inline constexpr std::uint32_t NODE_DEAD = 4;     // disestablished: never pushed again
 
 struct pending_node {
-  pending_node* next = nullptr;         // link while queued (stack or batch)
-  std::atomic<std::uint32_t> state{0};  // node_* bits
-  softint_handle* owner = nullptr;
+  pending_node* next = nullptr;         // [P] then [C]: link while queued (stack or batch)
+  std::atomic<std::uint32_t> state{0};  // [a] NODE_* bits
+  softint_handle* owner = nullptr;      // [I]
 };
 
 class node_queue {
@@ -91,8 +98,8 @@ class node_queue {
   }
 
   // Producers' line and the consumer's line kept apart.
-  alignas(64) std::atomic<pending_node*> head_{nullptr};
-  alignas(64) pending_node* batch_ = nullptr;  // consumer-private, oldest first
+  alignas(64) std::atomic<pending_node*> head_{nullptr};  // [a] pushed, newest first
+  alignas(64) pending_node* batch_ = nullptr;             // [C] taken, oldest first
 };
 
 }  // namespace kcont::detail

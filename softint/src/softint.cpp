@@ -19,6 +19,12 @@
 //
 // The loop never touches a handle after clearing RUNNING (the disestablisher may free it at
 // once); it reads what it needs first and signals waiters through the runtime.
+//
+// Locks used to protect the fields below:
+//   [I] set by softint_establish before the cookie is returned
+//   [a] atomic
+//   [l] g_live_mu (the live-cookie set and the quarantine ring)
+// A node's fields follow node_queue.h.
 #include "runtime_impl.h"
 #include "softint_run.h"
 
@@ -44,17 +50,17 @@ struct alignas(64) aligned_node {
 };
 
 struct softint_handle {
-  void (*fn)(void*);
-  void* arg;
-  unsigned level;
-  bool mpsafe;
-  runtime_impl* rt;
-  std::atomic<bool> dying{false};
-  std::atomic<bool> gone{false};  // disestablished: the cookie is stale (kept in quarantine)
-  // Orphaned by a self-disestablish: nodes still queued or running, plus one while the
+  void (*fn)(void*);               // [I]
+  void* arg;                       // [I]
+  unsigned level;                  // [I]
+  bool mpsafe;                     // [I]
+  runtime_impl* rt;                // [I]
+  std::atomic<bool> dying{false};  // [a]
+  std::atomic<bool> gone{false};   // [a] disestablished: the cookie is stale (in quarantine)
+  // [a] Orphaned by a self-disestablish: nodes still queued or running, plus one while the
   // disestablisher counts them. Whoever drops it to 0 frees the handle.
   std::atomic<unsigned> orphan_refs{0};
-  std::unique_ptr<aligned_node[]> nodes;
+  std::unique_ptr<aligned_node[]> nodes;  // [I] one per CPU
 };
 
 namespace {
@@ -69,8 +75,8 @@ namespace {
 // Built on first use and never destroyed: softints may be established by constructors of
 // namespace-scope objects (before this file's statics are initialised) and disestablished by
 // static destructors (after they are gone).
-std::mutex g_live_mu;  // constant-initialised
-std::unordered_set<void*>& live_cookies() {
+std::mutex g_live_mu;                        // constant-initialised
+std::unordered_set<void*>& live_cookies() {  // [l]
   static auto* set = new std::unordered_set<void*>;
   return *set;
 }

@@ -15,6 +15,12 @@
 //
 // A task that throws is reported (the exception policy, <kcont/runtime.h>) and abandoned; the
 // runner carries on with the queue and leaves as usual, so the context is never left entered.
+//
+// Locks used to protect the fields below (and struct taskctx's in <kcont/taskctx.h>):
+//   [a] atomic
+//   [t] the taskctx's tc_mtx
+//   [b] barrier_state::mu
+//   [R] the runner (the thread inside the context) only
 #include "task_flags.h"
 
 #include <kcont/internal/lockdebug.h>
@@ -59,9 +65,9 @@ bool taskctx_next_work(taskctx* tc, void (*&fn)(void*), void*& arg) {
 // context. The runner chains reached barriers through `next` and signals them together.
 struct barrier_state {
   std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  barrier_state* next = nullptr;
+  std::condition_variable cv;     // [b]
+  bool done = false;              // [b]
+  barrier_state* next = nullptr;  // [R] the chain of barriers the runner has reached
 };
 
 // The barrier task's function: never called, only recognised by the runner.

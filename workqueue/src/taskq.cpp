@@ -25,12 +25,14 @@ using kcont::detail::TASK_ONQUEUE;
 constexpr unsigned kDefaultPriority = 1;  // medium-high
 }  // namespace
 
+// Locks: [I] set by taskq_create (or statically, for systq/systqmp) before use; [b] written
+// once inside `bound` (std::call_once), read after it. The queue instance follows engine.h.
 struct taskq {
-  const char* name;
-  unsigned nthreads;
-  bool mpsafe;
+  const char* name;   // [I]
+  unsigned nthreads;  // [I]
+  bool mpsafe;        // [I]
   std::once_flag bound;
-  // Owned, and freed by taskq_destroy; the system queues' instances are never freed (their
+  // [b] Owned, and freed by taskq_destroy; the system queues' instances are never freed (their
   // workers may run until the process exits, after static destructors).
   kcont::detail::queue_instance* q;
 };

@@ -19,6 +19,8 @@
 
 using kcont::detail::queue_instance;
 
+// Every field [I]: set by workqueue_create before the workqueue is returned. The queue
+// instances follow engine.h's legend.
 struct workqueue {
   const char* name;
   void (*func)(work*, void*);

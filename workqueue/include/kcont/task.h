@@ -9,12 +9,15 @@
 
 #include <atomic>
 
+// Locks: [o] the owner's (task_set before first use, as the man page says); [l] the lock of the
+// list the task is on (a taskq's or workqueue's queue instance, a taskctx's tc_mtx), read
+// without it as an atomic to ask "queued?".
 struct task {
-  boost::intrusive::list_member_hook<> t_entry;  // private: queue link
-  void (*t_func)(void*);
-  void* t_arg;
-  std::atomic<unsigned> t_flags;  // private: TASK_ONQUEUE
-  std::atomic<void*> t_queue;     // private: the queue it is queued on
+  boost::intrusive::list_member_hook<> t_entry;  // [l] private: queue link
+  void (*t_func)(void*);                         // [o]
+  void* t_arg;                                   // [o]
+  std::atomic<unsigned> t_flags;                 // [l] private: TASK_ONQUEUE
+  std::atomic<void*> t_queue;                    // [l] private: the queue it is queued on
 };
 
 // clang-format off

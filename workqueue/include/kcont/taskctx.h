@@ -25,10 +25,11 @@
 #include <atomic>
 #include <mutex>
 
+// Fields private to kcont. Locks: [t] tc_mtx, [a] atomic (workqueue/src/taskctx.cpp).
 struct taskctx {
   std::mutex tc_mtx;
-  task_list tc_worklist;                   // private: queued tasks, guarded by tc_mtx
-  std::atomic<unsigned> tc_serializer{0};  // private: 0 free, >= 1 someone inside
+  task_list tc_worklist;                   // [t] queued tasks, oldest first
+  std::atomic<unsigned> tc_serializer{0};  // [a] 0 free, >= 1 someone inside
 };
 
 // The ipl is accepted for source compatibility; `self` is unused (C++ initialises in place).
