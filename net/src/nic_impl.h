@@ -3,15 +3,33 @@
 //
 // Ring indices are free-running 32-bit counters (slot = index & mask), each written by one
 // side only:
-//   TX: tx_prod   driver start (inside the serialiser)   -> DMA engine reads
-//       tx_hw     DMA engine (frames on the wire)        -> txeof reads
-//       tx_cons   driver txeof (interrupt CPU)           -> start reads (free = size - (prod -
-//       cons))
-//   RX: rx_post   driver (interrupt CPU: rxeof, input)   -> hardware reads (slots it may fill)
-//       rx_fill   hardware (the wire's receiving side)   -> rxeof reads
-//       rx_cons   driver rxeof (interrupt CPU only)
+//   TX: tx_prod   driver start [S] (inside the serialiser) -> DMA engine reads
+//       tx_hw     DMA engine [D] (frames on the wire)      -> txeof reads
+//       tx_cons   driver txeof [C] (interrupt CPU)         -> start reads
+//                 (free = size - (prod - cons))
+//   RX: rx_post   driver [C] (interrupt CPU: rxeof, input) -> hardware reads (slots it may fill)
+//       rx_fill   hardware [W] (the wire's receiving side) -> rxeof reads
+//       rx_cons   driver rxeof [C] (interrupt CPU only)
 // A slot's pointer is written before the index that publishes it (release) and read after
 // loading that index (acquire).
+//
+// Locks used to protect the fields of sim_nic::impl:
+//   [I] immutable after construction
+//   [U] the control thread (constructor, attach, set_*_handler, up, down, destructor: one at
+//       a time), written only while the interface is down; up() publishes them to what it
+//       starts (the engine thread, the softint, the fd watch, the callout)
+//   [a] atomic (the order is given at each use; `st` and the histograms are relaxed counters)
+//   [S] inside the ifqueue's serialiser (the driver's start)
+//   [D] the DMA engine thread only
+//   [W] the wire's receiving side, hw_receive: one thread at a time (the transmitting NIC's
+//       DMA engine on a memory wire, the interrupt CPU on a tap)
+//   [C] the interrupt CPU's loop (intr_ci): simx_intr, rx_ready, simx_input (wq_softnet) and
+//       the watchdog callout all run there, one at a time
+//   [m] in_mu
+// Quiet exceptions: up() runs refill_rx [C] on the control thread before any interrupt,
+// input, engine or wire can run, and down()'s reclaim_all rewrites [S], [D], [W], [C] and [m]
+// fields on the control thread after all of them have stopped.
+// Lock order: in_mu is a leaf (rxeof and simx_input call nothing under it).
 #pragma once
 
 #include <kcont/callout.h>
@@ -38,73 +56,80 @@ struct sim_nic::impl {
   impl(sim_nic* face, kcont::runtime& rt, nic_config cfg, pkt_pool& pool);
   ~impl();
 
-  sim_nic* const face;
-  kcont::runtime& rt;
-  const nic_config cfg;
-  pkt_pool& pool;
-  wire* w = nullptr;
-  cpu_info* intr_ci = nullptr;
+  sim_nic* const face;          // [I]
+  kcont::runtime& rt;           // [I]
+  const nic_config cfg;         // [I]
+  pkt_pool& pool;               // [I] (the pool locks itself)
+  wire* w = nullptr;            // [U] attach(); read [D] (transmit) and [C] (rx_ready)
+  cpu_info* intr_ci = nullptr;  // [I]
 
-  ifnet ifn;
-  taskq* tq = nullptr;  // taskq start mode
+  ifnet ifn;  // set up by the constructor; each of its fields carries its mark in kcont/ifq.h
+  taskq* tq = nullptr;  // [I] taskq start mode
 
   // TX ring
-  const std::uint32_t tx_size, tx_mask;
+  const std::uint32_t tx_size, tx_mask;  // [I]
+  // [I] the array; a slot is owned by the side the indices give it to (table above)
   std::unique_ptr<pkt*[]> tx_ring;
-  alignas(64) std::atomic<std::uint32_t> tx_prod{0};
-  alignas(64) std::atomic<std::uint32_t> tx_hw{0};
-  alignas(64) std::atomic<std::uint32_t> tx_cons{0};
+  alignas(64) std::atomic<std::uint32_t> tx_prod{0};  // [a] written [S]
+  alignas(64) std::atomic<std::uint32_t> tx_hw{0};    // [a] written [D]
+  alignas(64) std::atomic<std::uint32_t> tx_cons{0};  // [a] written [C] (txeof)
   // RX ring
-  const std::uint32_t rx_size, rx_mask;
+  const std::uint32_t rx_size, rx_mask;  // [I]
+  // [I] the array; a slot is owned by the side the indices give it to (table above)
   std::unique_ptr<pkt*[]> rx_ring;
-  alignas(64) std::atomic<std::uint32_t> rx_post{0};
-  alignas(64) std::atomic<std::uint32_t> rx_fill{0};
-  std::uint32_t rx_cons = 0;
-  std::atomic<bool> rx_enabled{false};
-  std::atomic<unsigned> rx_users{0};  // hw_receive calls in progress (down() waits for 0)
+  alignas(64) std::atomic<std::uint32_t> rx_post{0};  // [a] written [C] (refill_rx)
+  alignas(64) std::atomic<std::uint32_t> rx_fill{0};  // [a] written [W]
+  std::uint32_t rx_cons = 0;                          // [C] written by rxeof, read by refill_rx
+  std::atomic<bool> rx_enabled{false};                // [a] seq_cst; written [U], read [W]
+  std::atomic<unsigned> rx_users{0};  // [a] hw_receive calls in progress (down() waits for 0)
+  // [a] set by a transmitting NIC's engine (memory wire flow control), taken [C] by refill_rx
   std::atomic<sim_nic*> rx_room_waiter{nullptr};
-  // The wire's receive fd, if it has one. Atomic: the first callback may run before up() has
-  // stored what watch_fd returned.
+  // [a] The wire's receive fd, if it has one: set by up(), cleared by down(), read [C]. Atomic:
+  // the first callback may run before up() has stored what watch_fd returned.
   std::atomic<machine::fd_watch*> rx_watch{nullptr};
-  bool rx_paused = false;  // interrupt CPU only
+  // [C] (rx_ready sets it, refill_rx clears it). XXX down() also clears it on the control
+  // thread while simx_intr and simx_input may still run refill_rx: not protected.
+  bool rx_paused = false;
   static void rx_ready(void* arg);
 
   // Interrupts
+  // [U] set by up() before the engine starts and rx_enabled is set, cleared by down() after
+  // both have stopped; read by raise() ([D], [W])
   void* intr_si = nullptr;
-  std::atomic<unsigned> intr_status{0};
+  std::atomic<unsigned> intr_status{0};  // [a] or-ed by raise(), taken [C] by simx_intr
   void raise(unsigned bits);
 
   // DMA engine
-  std::thread engine;
-  int bell_fd = -1;
-  std::atomic<bool> bell{false};
-  std::atomic<int> engine_sleeping{0};
-  std::atomic<bool> engine_stop{false};
-  std::atomic<bool> gone{false};
+  std::thread engine;                    // [U]
+  int bell_fd = -1;                      // [I]
+  std::atomic<bool> bell{false};         // [a] seq_cst: the doorbell protocol
+  std::atomic<int> engine_sleeping{0};   // [a] seq_cst: the doorbell protocol
+  std::atomic<bool> engine_stop{false};  // [a] written [U], read [D]
+  std::atomic<bool> gone{false};         // [a] reset by up(), set [C] by rx_ready
   void engine_main();
   void ring_doorbell();
 
   // RX input (wq_softnet continuation on intr_ci)
-  kcont_t input_kc{};
-  bool input_ready = false;
+  kcont_t input_kc{};        // [I] set up by the constructor; its state is the kcont layer's
+  bool input_ready = false;  // [I]
   std::mutex in_mu;
-  pkt* in_head = nullptr;
-  pkt* in_tail = nullptr;
-  std::uint64_t next_seq[max_flows] = {};  // input context only
-  std::function<void(const frame_info&, const pkt&)> rx_handler;
-  std::function<void(const std::string&)> event_handler;
-  void refill_rx();  // interrupt CPU only
+  pkt* in_head = nullptr;                                         // [m]
+  pkt* in_tail = nullptr;                                         // [m]
+  std::uint64_t next_seq[max_flows] = {};                         // [C] simx_input only
+  std::function<void(const frame_info&, const pkt&)> rx_handler;  // [U] called [C]
+  std::function<void(const std::string&)> event_handler;          // [U] called [C] by report()
+  void refill_rx();                                               // [C]
 
   // Stall detector
-  ::callout watchdog{};
-  std::int64_t stuck_since = 0;
+  ::callout watchdog{};          // [I] set up by the constructor; the callout layer's; runs [C]
+  std::int64_t stuck_since = 0;  // [C] simx_watchdog only
 
-  std::atomic<std::int64_t> restart_stamp{0};
-  latency_histogram restart_lat, delivery_lat;
+  std::atomic<std::int64_t> restart_stamp{0};   // [a] relaxed; set [C] by txeof, taken [S]
+  latency_histogram restart_lat, delivery_lat;  // [a] recorded [S] and [C] respectively
 
-  bool is_up = false;
+  bool is_up = false;  // [U]
 
-  struct {
+  struct {  // [a] relaxed counters (shared_counter), read by stats() from any thread
     counter tx_enqueued, tx_queue_drops, tx_frames, tx_bytes, tx_wire_drops, restarts, stalls,
         interrupts, rx_frames, rx_overruns, rx_runts, rx_oversized, rx_delivered, rx_bytes,
         rx_foreign, rx_malformed, rx_out_of_order, rx_gaps, rx_starved;

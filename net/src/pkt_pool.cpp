@@ -1,4 +1,6 @@
 // pkt_pool: a mutex-guarded free list (uncontended: no system call, no allocation).
+// Lock legend in kcont/pkt.h: free_ and free_count_ are [p] mu_ (the constructor fills them
+// before the pool is shared); storage_ and count_ are [I], so owns() takes no lock.
 #include <kcont/internal/misuse.h>
 #include <kcont/pkt.h>
 

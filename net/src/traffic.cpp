@@ -1,3 +1,5 @@
+// traffic_source: one producer thread per flow. Lock legend in kcont/traffic.h: a producer
+// shares only the [a] fields; everything else it reads is [I] or its own locals.
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/traffic.h>
 

@@ -4,6 +4,11 @@
 // is split into 32 buckets, so a percentile is within about 3% of the true value. Counts are
 // relaxed atomics; snapshot() copies them, and the difference of two snapshots is the
 // histogram of the interval between them (the live stats use that).
+//
+// Locks used to protect the fields below:
+//   [a] atomic, relaxed (record() from any thread; take() reads each count on its own, so a
+//       snapshot taken during recording is not one instant's)
+//   [V] a value: a snapshot belongs to whoever holds it, and is not shared
 #pragma once
 
 #include <array>
@@ -18,7 +23,7 @@ class latency_histogram {
   static constexpr unsigned nbuckets = (64 - sub_bits) << sub_bits;
 
   struct snapshot {
-    std::array<std::uint64_t, nbuckets> counts{};
+    std::array<std::uint64_t, nbuckets> counts{};  // [V]
     std::uint64_t total() const;
     // The value at quantile q (0..1), as the upper bound of its bucket; 0 when empty.
     std::uint64_t percentile(double q) const;
@@ -34,7 +39,7 @@ class latency_histogram {
   static std::uint64_t upper_bound_of(unsigned bucket) noexcept;
 
  private:
-  std::array<std::atomic<std::uint64_t>, nbuckets> counts_{};
+  std::array<std::atomic<std::uint64_t>, nbuckets> counts_{};  // [a]
 };
 
 }  // namespace kcont::net

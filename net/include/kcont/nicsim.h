@@ -16,6 +16,12 @@
 // A stall detector (a callout watchdog on the interrupt CPU) reports an interface that has had
 // queued packets, oactive set and an empty TX ring for longer than a threshold; it then
 // restarts the interface, as a kernel watchdog resets a hung NIC.
+//
+// Locks used to protect the fields of memory_wire and sim_nic (sim_nic::impl has its own
+// legend, in src/nic_impl.h; nic_config and nic_stats are values, not shared):
+//   [I] immutable after construction
+//   [U] set by connect() on the control thread while the NICs it joins are down; read by
+//       their DMA engines (transmit), which up() starts afterwards
 #pragma once
 
 #include <kcont/frame.h>
@@ -105,8 +111,8 @@ class memory_wire final : public wire {
   std::string describe() const override;
 
  private:
-  sim_nic* a_ = nullptr;
-  sim_nic* b_ = nullptr;
+  sim_nic* a_ = nullptr;  // [U]
+  sim_nic* b_ = nullptr;  // [U] nullptr: a_ is looped back
 };
 
 class sim_nic {
@@ -156,7 +162,7 @@ class sim_nic {
   struct impl;
 
  private:
-  std::unique_ptr<impl> d_;
+  std::unique_ptr<impl> d_;  // [I]
 };
 
 }  // namespace kcont::net

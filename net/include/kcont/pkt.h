@@ -4,6 +4,14 @@
 // an input queue, the pool's free list) through `next`. A pkt_pool hands out buffers from a
 // free list filled at construction, so the packet path allocates nothing; an empty pool is an
 // answer (nullptr), never an allocation.
+//
+// Locks used to protect the fields of pkt and pkt_pool:
+//   [I] immutable after construction
+//   [p] pkt_pool::mu_
+//   [O] the packet's owner: the thread holding it, else whatever guards the list it sits on
+//       (a pool's free list [p]; an ifqueue, its ifq_mtx; a NIC ring slot, the ring indices'
+//       release/acquire (src/nic_impl.h); a NIC's input queue, its in_mu). Handing a packet on
+//       through one of these hands its fields on with it.
 #pragma once
 
 #include <cstddef>
@@ -18,10 +26,10 @@ inline constexpr std::size_t frame_min = 14;       // an Ethernet header
 inline constexpr std::size_t frame_max = 1518;     // Ethernet frame without FCS, VLAN tag
 
 struct pkt {
-  pkt* next = nullptr;
-  std::uint32_t len = 0;      // bytes of data in use
-  std::int64_t stamp_ns = 0;  // when the stack handed it to the interface (ifq_enqueue)
-  alignas(64) std::uint8_t data[pkt_capacity];
+  pkt* next = nullptr;        // [O]
+  std::uint32_t len = 0;      // [O] bytes of data in use
+  std::int64_t stamp_ns = 0;  // [O] when the stack handed it to the interface (ifq_enqueue)
+  alignas(64) std::uint8_t data[pkt_capacity];  // [O]
 };
 
 class pkt_pool {
@@ -39,11 +47,11 @@ class pkt_pool {
   }
 
  private:
-  std::unique_ptr<pkt[]> storage_;
-  std::size_t count_;
+  std::unique_ptr<pkt[]> storage_;  // [I] the array; each pkt's fields are [O]
+  std::size_t count_;               // [I]
   mutable std::mutex mu_;
-  pkt* free_ = nullptr;
-  std::size_t free_count_ = 0;
+  pkt* free_ = nullptr;         // [p] linked through pkt::next
+  std::size_t free_count_ = 0;  // [p]
 };
 
 }  // namespace kcont::net

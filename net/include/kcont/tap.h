@@ -26,6 +26,10 @@
 //   later and counts that in the link's rx_dropped).
 // - Once up, the host's stack sends its own traffic on the tap (IPv6 router solicitations,
 //   MLD reports); a reader must expect frames it did not ask for.
+//
+// Locks used to protect the fields of tap_device:
+//   [I] immutable after construction (read_frame and write_frame share nothing else: each
+//       is one system call on fd_)
 #pragma once
 
 #include <cstddef>
@@ -92,11 +96,12 @@ class tap_device {
  private:
   tap_device(int fd, std::string name, unsigned mtu, int ifindex);
 
-  int fd_;
-  std::string name_;
-  unsigned mtu_;
-  int ifindex_;
-  // Where the tail of a frame longer than the caller's buffer goes (contents never read).
+  int fd_;            // [I]
+  std::string name_;  // [I]
+  unsigned mtu_;      // [I]
+  int ifindex_;       // [I]
+  // [I] Where the tail of a frame longer than the caller's buffer goes. Concurrent read_frame
+  // calls let the kernel write it at once: its contents are never read.
   std::unique_ptr<std::uint8_t[]> spill_;
 };
 

@@ -3,6 +3,10 @@
 // NIC's interrupt CPU watches the tap's fd through its loop backend while the RX ring has
 // room; runts, oversized frames and
 // anything else that is not the simulator's are dropped and counted, never delivered.
+//
+// Locks used to protect the fields of tap_wire:
+//   [I] immutable after construction
+//   [C] the connected NIC's interrupt CPU (pull_rx runs in its rx_ready, one call at a time)
 #pragma once
 
 #include <kcont/nicsim.h>
@@ -28,9 +32,11 @@ class tap_wire final : public wire {
 
  private:
   explicit tap_wire(std::unique_ptr<tap_device> tap) : tap_(std::move(tap)) {}
-  std::unique_ptr<tap_device> tap_;
-  std::uint64_t read_errors_ = 0;  // interrupt CPU only
-  alignas(64) std::uint8_t buf_[pkt_capacity];
+  std::unique_ptr<tap_device> tap_;  // [I]
+  // [C] XXX read_errors() (public, no context given) reads it plainly: from any thread but
+  // the interrupt CPU while the NIC is up, that is a data race.
+  std::uint64_t read_errors_ = 0;
+  alignas(64) std::uint8_t buf_[pkt_capacity];  // [C] pull_rx's frame buffer
 };
 
 }  // namespace kcont::net

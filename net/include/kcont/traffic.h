@@ -1,5 +1,11 @@
 // The "stack" side of the simulator: producer threads that build frames and hand them to a
 // NIC's output path (ifq_enqueue + if_start), as ip_output would from many CPUs at once.
+//
+// Locks used to protect the fields of traffic_source (traffic_config is a value):
+//   [I] immutable after construction
+//   [U] the owner's thread (start, join, the destructor: one at a time)
+//   [a] atomic; stop_ and the counters are relaxed, running_ is release (a producer's exit)
+//       / acquire (done())
 #pragma once
 
 #include <kcont/nicsim.h>
@@ -34,13 +40,13 @@ class traffic_source {
 
  private:
   void run(unsigned flow, std::uint64_t count);
-  sim_nic& nic_;
-  pkt_pool& pool_;
-  const traffic_config cfg_;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
-  std::atomic<unsigned> running_{0};
-  std::atomic<std::uint64_t> sent_{0}, dropped_{0}, pool_waits_{0};
+  sim_nic& nic_;                      // [I] (output() may be called from any thread)
+  pkt_pool& pool_;                    // [I] (the pool locks itself)
+  const traffic_config cfg_;          // [I]
+  std::vector<std::thread> threads_;  // [U]
+  std::atomic<bool> stop_{false};     // [a] set by stop() (any thread) or a producer on ENETDOWN
+  std::atomic<unsigned> running_{0};  // [a] set by start(), counted down by each producer
+  std::atomic<std::uint64_t> sent_{0}, dropped_{0}, pool_waits_{0};  // [a] relaxed counters
 };
 
 }  // namespace kcont::net
