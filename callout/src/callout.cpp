@@ -164,14 +164,14 @@ int mstohz(int ms) {
   if (ms <= 0) return 0;
   std::int64_t hz = kcont::runtime::current().hz();
   std::int64_t t = (static_cast<std::int64_t>(ms) * hz + 999) / 1000;
-  return t > INT32_MAX ? INT32_MAX : static_cast<int>(t);
+  return t > INT_MAX ? INT_MAX : static_cast<int>(t);
 }
 
 int hztoms(int ticks) {
   if (ticks <= 0) return 0;
   std::int64_t hz = kcont::runtime::current().hz();
   std::int64_t ms = static_cast<std::int64_t>(ticks) * 1000 / hz;
-  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+  return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
 }
 
 // ---------------------------------------------------------------------------------------------

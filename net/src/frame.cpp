@@ -1,6 +1,7 @@
 #include <kcont/frame.h>
 
 #include <cstring>
+#include <iterator>
 
 namespace kcont::net {
 namespace {
@@ -69,19 +70,9 @@ frame_check check_frame(const std::uint8_t* d, std::size_t len, frame_info* out)
 }
 
 const char* frame_check_name(frame_check c) {
-  switch (c) {
-    case frame_check::ok:
-      return "ok";
-    case frame_check::runt:
-      return "runt";
-    case frame_check::oversized:
-      return "oversized";
-    case frame_check::foreign:
-      return "foreign";
-    case frame_check::malformed:
-      return "malformed";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"ok", "runt", "oversized", "foreign", "malformed"};
+  const auto i = static_cast<std::size_t>(c);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 }  // namespace kcont::net

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <system_error>
 
@@ -175,7 +176,8 @@ void simx_input(void* arg, kcont_t* kc) {
   while (m != nullptr) {
     pkt* next = m->next;
     frame_info fi;
-    switch (check_frame(m->data, m->len, &fi)) {
+    const frame_check verdict = check_frame(m->data, m->len, &fi);
+    switch (verdict) {
       case frame_check::ok: {
         std::uint64_t& expect = d.next_seq[fi.flow];
         if (fi.seq < expect) {
@@ -190,17 +192,8 @@ void simx_input(void* arg, kcont_t* kc) {
         if (d.rx_handler) d.rx_handler(fi, *m);
         break;
       }
-      case frame_check::foreign:
-        d.st.rx_foreign.add();
-        break;
-      case frame_check::runt:
-        d.st.rx_runts.add();
-        break;
-      case frame_check::oversized:
-        d.st.rx_oversized.add();
-        break;
-      case frame_check::malformed:
-        d.st.rx_malformed.add();
+      default:  // dropped: counted by reason
+        d.drop_counter(verdict).add();
         break;
     }
     d.pool.put(m);
@@ -408,25 +401,10 @@ const nic_config& sim_nic::config() const {
 nic_stats sim_nic::stats() const {
   const impl& d = *d_;
   nic_stats s;
-  s.tx_enqueued = d.st.tx_enqueued.get();
-  s.tx_queue_drops = d.st.tx_queue_drops.get();
-  s.tx_frames = d.st.tx_frames.get();
-  s.tx_bytes = d.st.tx_bytes.get();
-  s.tx_wire_drops = d.st.tx_wire_drops.get();
+#define KCONT_NIC_COPY_COUNTER(name) s.name = d.st.name.get();
+  KCONT_NIC_REPORTED_COUNTERS(KCONT_NIC_COPY_COUNTER)
+#undef KCONT_NIC_COPY_COUNTER
   s.oactive_sets = d.ifn.if_snd.ifq_oactive_sets.load(std::memory_order_relaxed);
-  s.restarts = d.st.restarts.get();
-  s.stalls = d.st.stalls.get();
-  s.interrupts = d.st.interrupts.get();
-  s.rx_frames = d.st.rx_frames.get();
-  s.rx_overruns = d.st.rx_overruns.get();
-  s.rx_runts = d.st.rx_runts.get();
-  s.rx_oversized = d.st.rx_oversized.get();
-  s.rx_delivered = d.st.rx_delivered.get();
-  s.rx_bytes = d.st.rx_bytes.get();
-  s.rx_foreign = d.st.rx_foreign.get();
-  s.rx_malformed = d.st.rx_malformed.get();
-  s.rx_out_of_order = d.st.rx_out_of_order.get();
-  s.rx_gaps = d.st.rx_gaps.get();
   return s;
 }
 
@@ -451,15 +429,9 @@ bool parse_start_mode(const std::string& name, start_mode& out) {
 }
 
 const char* start_mode_name(start_mode m) {
-  switch (m) {
-    case start_mode::taskctx:
-      return "taskctx";
-    case start_mode::taskq:
-      return "taskq";
-    case start_mode::naive:
-      return "naive";
-  }
-  return "?";
+  static constexpr const char* kNames[] = {"taskctx", "taskq", "naive"};
+  const auto i = static_cast<std::size_t>(m);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 }  // namespace kcont::net

@@ -129,11 +129,33 @@ struct sim_nic::impl {
 
   bool is_up = false;  // [U]
 
-  struct {  // [a] relaxed counters (shared_counter), read by stats() from any thread
-    counter tx_enqueued, tx_queue_drops, tx_frames, tx_bytes, tx_wire_drops, restarts, stalls,
-        interrupts, rx_frames, rx_overruns, rx_runts, rx_oversized, rx_delivered, rx_bytes,
-        rx_foreign, rx_malformed, rx_out_of_order, rx_gaps, rx_starved;
+  // [a] relaxed counters (shared_counter), read by stats() from any thread. Those that
+  // nic_stats (<kcont/nicsim.h>) reports, under the same names, are listed once, here.
+// clang-format off
+#define KCONT_NIC_REPORTED_COUNTERS(X)                                                     \
+  X(tx_enqueued) X(tx_queue_drops) X(tx_frames) X(tx_bytes) X(tx_wire_drops) X(restarts)  \
+  X(stalls) X(interrupts) X(rx_frames) X(rx_overruns) X(rx_runts) X(rx_oversized)         \
+  X(rx_delivered) X(rx_bytes) X(rx_foreign) X(rx_malformed) X(rx_out_of_order) X(rx_gaps)
+// clang-format on
+#define KCONT_NIC_DECLARE_COUNTER(name) counter name;
+  struct {
+    KCONT_NIC_REPORTED_COUNTERS(KCONT_NIC_DECLARE_COUNTER)
+    counter rx_starved;  // not reported yet
   } st;
+#undef KCONT_NIC_DECLARE_COUNTER
+  // The counter of frames dropped for `why` (anything but frame_check::ok).
+  counter& drop_counter(frame_check why) {
+    switch (why) {
+      case frame_check::runt:
+        return st.rx_runts;
+      case frame_check::oversized:
+        return st.rx_oversized;
+      case frame_check::foreign:
+        return st.rx_foreign;
+      default:
+        return st.rx_malformed;
+    }
+  }
 
   void report(const std::string& line);
 };

@@ -11,6 +11,11 @@
 // around it and restored after). Handlers share a small `core` with the backend, so a handler
 // still queued on the server's io_context after the runtime is gone finds `alive` false and
 // does nothing; `serving` is false while the runtime is stopped.
+//
+// Locks used to protect the fields below:
+//   [I] immutable after construction
+//   [u] core::mu (attach mode: the CPU's consumer lock)
+//   [C] as the CPU: its own loop thread, or, attached, a server thread holding core::mu
 #include "loop_backend.h"
 
 #include <poll.h>
@@ -39,12 +44,12 @@ namespace asio = boost::asio;
 
 // What a handler needs, shared with the handlers queued on the loop.
 struct core {
-  std::mutex mu;  // attached: the CPU's consumer lock
-  cpu_info* ci = nullptr;
-  bool attached = false;
-  bool alive = true;    // under mu: the backend exists
-  bool serving = true;  // under mu: attached CPU served by the loop (runtime running)
-  std::int64_t armed = kNoDeadline;
+  std::mutex mu;                     // attached: the CPU's consumer lock
+  cpu_info* ci = nullptr;            // [I]
+  bool attached = false;             // [I]
+  bool alive = true;                 // [u] the backend exists
+  bool serving = true;               // [u] attached CPU served by the loop (runtime running)
+  std::int64_t armed = kNoDeadline;  // [C] the deadline the timer is armed for
 
   // Runs f as the CPU; then, if f returns true and the CPU is served, a dispatch.
   template <class F>
@@ -211,14 +216,14 @@ class asio_backend final : public loop_backend {
         });
   }
 
-  std::unique_ptr<asio::io_context> own_ioc_;  // a loop of our own, or none (attached)
-  asio::io_context& ioc_;
-  std::optional<asio::strand<asio::io_context::executor_type>> strand_;
-  asio::posix::stream_descriptor wake_fd_;  // owns the eventfd
-  asio::steady_timer timer_;
-  std::shared_ptr<core> core_;
-  int efd_ = -1;
-  bool wake_armed_ = false;  // as the CPU: the eventfd wait is outstanding
+  std::unique_ptr<asio::io_context> own_ioc_;  // [I] a loop of our own, or none (attached)
+  asio::io_context& ioc_;                      // [I]
+  std::optional<asio::strand<asio::io_context::executor_type>> strand_;  // [I]
+  asio::posix::stream_descriptor wake_fd_;  // [C] owns the eventfd (wake() writes efd_)
+  asio::steady_timer timer_;                // [C]
+  std::shared_ptr<core> core_;              // [I]
+  int efd_ = -1;                            // [I]
+  bool wake_armed_ = false;                 // [C] the eventfd wait is outstanding
 };
 
 asio_watch_io::asio_watch_io(asio_backend* b, machine::fd_watch* w)

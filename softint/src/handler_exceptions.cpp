@@ -18,9 +18,10 @@
 namespace kcont {
 namespace {
 
-// -1: not decided yet (the environment is read at the first report or query).
+// Both atomic, process-wide. g_policy: -1 not decided yet (the environment is read at the
+// first report or query).
 std::atomic<int> g_policy{-1};
-std::atomic<std::uint64_t> g_reported{0};
+std::atomic<std::uint64_t> g_reported{0};  // exceptions reported so far
 
 int policy_from_env() {
   const char* v = std::getenv("KCONT_ON_EXCEPTION");

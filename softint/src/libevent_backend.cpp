@@ -11,6 +11,12 @@
 // set around them and restored after), and do nothing while the runtime is stopped. An
 // event_base runs on one thread, so one CPU's callbacks never overlap. The events are freed
 // with the backend (the base must outlive the runtime; see attach.h for threading).
+//
+// Locks used to protect the fields below:
+//   [I] immutable after construction
+//   [a] atomic
+//   [u] mu_ (attach mode: the CPU's consumer lock)
+//   [C] as the CPU: its own loop thread, or, attached, the server thread holding mu_
 #include "loop_backend.h"
 
 #include <event2/event.h>
@@ -159,17 +165,17 @@ class libevent_backend final : public loop_backend {
     b->on_cpu([] { return true; }, wake_reason::start);
   }
 
-  cpu_info* ci_;
-  const bool attached_;
-  std::mutex mu_;  // attached: the CPU's consumer lock
-  bool serving_ = true;
-  std::atomic<std::thread::id> loop_thread_{};
-  event_base* base_ = nullptr;
-  event* wake_ev_ = nullptr;
-  event* timer_ev_ = nullptr;
-  event* start_ev_ = nullptr;
-  int efd_ = -1;
-  std::int64_t armed_ = kNoDeadline;
+  cpu_info* ci_;                                // [I]
+  const bool attached_;                         // [I]
+  std::mutex mu_;                               // attached: the CPU's consumer lock
+  bool serving_ = true;                         // [u] attached CPU served (runtime running)
+  std::atomic<std::thread::id> loop_thread_{};  // [a]
+  event_base* base_ = nullptr;                  // [I]
+  event* wake_ev_ = nullptr;                    // [I] made with the backend, used [C]
+  event* timer_ev_ = nullptr;                   // [I] made with the backend, used [C]
+  event* start_ev_ = nullptr;                   // [I] made with the backend, used [C]
+  int efd_ = -1;                                // [I]
+  std::int64_t armed_ = kNoDeadline;            // [C] the deadline the timer is armed for
 };
 
 // The backend half of an fd watch: a persistent EV_READ event (level-triggered), added while

@@ -32,10 +32,12 @@ struct learned_lock {
   site where;  // where a handler of the object first took it
 };
 
-thread_local std::vector<held_lock> tl_held;
-thread_local std::vector<const void*> tl_handlers;
+// Locks: the thread-locals are their thread's own; [g] g_mu.
+thread_local std::vector<held_lock> tl_held;        // locks this thread holds, in order
+thread_local std::vector<const void*> tl_handlers;  // handler scopes this thread is in
 
 std::mutex g_mu;  // a plain std::mutex: not itself tracked
+// [g] what each object's handlers have taken
 std::unordered_map<const void*, std::vector<learned_lock>>& learned() {
   static auto* table = new std::unordered_map<const void*, std::vector<learned_lock>>;
   return *table;  // never destroyed: handlers may still run during static destruction

@@ -44,19 +44,28 @@ boost::asio::execution_context& executors_context();
 // Dispatches a task into a taskctx from systqmp's worker (the never-blocking post).
 void post_into_taskctx(taskctx* tc, task* t);
 
-}  // namespace detail
-
-class taskq_executor {
- public:
-  explicit taskq_executor(taskq* tq) noexcept : tq_(tq) {}
-
+// What every kcont executor answers alike: the execution_context Asio asks for, and whether
+// execute() may run the function before it returns.
+template <bool NeverBlocking>
+struct executor_base {
   boost::asio::execution_context& query(boost::asio::execution::context_t) const noexcept {
-    return detail::executors_context();
+    return executors_context();
   }
   static constexpr boost::asio::execution::blocking_t query(
       boost::asio::execution::blocking_t) noexcept {
-    return boost::asio::execution::blocking.never;
+    if constexpr (NeverBlocking)
+      return boost::asio::execution::blocking.never;
+    else
+      return boost::asio::execution::blocking.possibly;
   }
+};
+
+}  // namespace detail
+
+class taskq_executor : public detail::executor_base<true> {
+ public:
+  explicit taskq_executor(taskq* tq) noexcept : tq_(tq) {}
+
   taskq_executor require(boost::asio::execution::blocking_t::never_t) const noexcept {
     return *this;
   }
@@ -71,7 +80,7 @@ class taskq_executor {
     return a.tq_ == b.tq_;
   }
   friend bool operator!=(const taskq_executor& a, const taskq_executor& b) noexcept {
-    return a.tq_ != b.tq_;
+    return !(a == b);
   }
 
  private:
@@ -79,20 +88,10 @@ class taskq_executor {
 };
 
 template <bool NeverBlocking>
-class basic_taskctx_executor {
+class basic_taskctx_executor : public detail::executor_base<NeverBlocking> {
  public:
   explicit basic_taskctx_executor(taskctx* tc) noexcept : tc_(tc) {}
 
-  boost::asio::execution_context& query(boost::asio::execution::context_t) const noexcept {
-    return detail::executors_context();
-  }
-  static constexpr boost::asio::execution::blocking_t query(
-      boost::asio::execution::blocking_t) noexcept {
-    if constexpr (NeverBlocking)
-      return boost::asio::execution::blocking.never;
-    else
-      return boost::asio::execution::blocking.possibly;
-  }
   basic_taskctx_executor<true> require(boost::asio::execution::blocking_t::never_t) const noexcept {
     return basic_taskctx_executor<true>(tc_);
   }
@@ -117,7 +116,7 @@ class basic_taskctx_executor {
   }
   friend bool operator!=(const basic_taskctx_executor& a,
                          const basic_taskctx_executor& b) noexcept {
-    return a.tc_ != b.tc_;
+    return !(a == b);
   }
 
  private:
