@@ -167,6 +167,49 @@ TEST_CASE_FIXTURE(faces, "durations are rounded up to whole ticks at any period"
 #if __has_include(<kcont/detail/duration.h>)
 #include <kcont/detail/duration.h>
 
+// Issue 18, item 2: a chrono delay is rounded once, to the first tick boundary at or after the
+// call time + the delay (the old faces rounded the delay up to whole ticks and then to a
+// boundary: from mid-tick, 1.2 ticks fired 3 boundaries later instead of 2).
+TEST_CASE_FIXTURE(faces, "a chrono deadline mid-tick is rounded once: first boundary at or after") {
+  const std::int64_t tick_ns = 1'000'000'000 / rt.hz();
+  auto check_face = [&](const char* face, auto schedule, auto pending) {
+    INFO(face);
+    rt.advance_clock(std::chrono::nanoseconds(tick_ns / 2));  // mid-tick
+    settle(rt);
+    const std::uint32_t t0 = getticks();
+    const int before = r.runs;
+    schedule(std::chrono::nanoseconds(tick_ns * 12 / 10));    // due at t0 + 1.7 ticks
+    rt.advance_clock(std::chrono::nanoseconds(tick_ns / 2));  // boundary t0 + 1: not yet due
+    settle(rt);
+    CHECK(r.runs == before);
+    CHECK(pending());
+    rt.advance_clock(std::chrono::nanoseconds(tick_ns / 2));  // t0 + 1.5: still not due
+    settle(rt);
+    CHECK(r.runs == before);
+    rt.advance_clock(std::chrono::nanoseconds(tick_ns / 2));  // boundary t0 + 2: due
+    settle(rt);
+    CHECK(r.runs == before + 1);
+    CHECK(r.at == t0 + 2);
+  };
+  check_face(
+      "kcont::callout", [&](auto d) { co.schedule(d); }, [&] { return co.pending(); });
+  check_face(
+      "kcont::continuation", [&](auto d) { REQUIRE(kc.schedule(d) == 0); },
+      [&] { return kc.pending(); });
+  // A deadline exactly on a boundary fires on that boundary: 1.5 ticks from mid-tick.
+  rt.advance_clock(std::chrono::nanoseconds(tick_ns / 2));
+  settle(rt);
+  const std::uint32_t t0 = getticks();
+  const int before = r.runs;
+  co.schedule(std::chrono::nanoseconds(tick_ns * 3 / 2));
+  advance_ticks(rt, 1);  // t0 + 1.5
+  CHECK(r.runs == before);
+  rt.advance_clock(std::chrono::nanoseconds(tick_ns / 2));  // boundary t0 + 2 = the deadline
+  settle(rt);
+  CHECK(r.runs == before + 1);
+  CHECK(r.at == t0 + 2);
+}
+
 TEST_CASE("detail::duration_to_ticks / duration_to_ns / deadline_after: the one rule") {
   using namespace std::chrono;
   using kcont::detail::deadline_after;

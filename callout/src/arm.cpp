@@ -15,18 +15,28 @@ namespace {
 // is armed in segments (c_rest holds what is left after c_time).
 constexpr std::int64_t kSegment = INT32_MAX / 2;
 
-// The first tick at which a callout reset at `now` with `ticks` may fire: at least `ticks`
-// whole tick periods later (never early), for any int (no clamp: see kSegment).
-std::int64_t due_count(const callout_state& st, int ticks, std::int64_t now) {
-  std::int64_t n = ticks <= 0 ? 1 : ticks;
-  std::int64_t due_ns =
-      now + (st.ns_per_tick != 0
-                 ? n * st.ns_per_tick
-                 : static_cast<std::int64_t>(
-                       (static_cast<__int128>(n) * 1'000'000'000 + st.hz - 1) / st.hz));
-  std::int64_t count = st.tick_count(due_ns);  // the tick containing due_ns...
-  if (st.tick_ns(count) < due_ns) ++count;     // ...or the next one unless it starts exactly there
+// The first tick boundary at or after `at_ns` (a count).
+std::int64_t first_boundary(const callout_state& st, std::int64_t at_ns) {
+  std::int64_t count = st.tick_count(at_ns);  // the tick containing at_ns...
+  if (st.tick_ns(count) < at_ns) ++count;     // ...or the next one unless it starts exactly there
   return count;
+}
+
+// The first tick at which a callout armed at `now` (ns) with `delay` may fire (never early).
+// Ticks: at least n whole tick periods later, for any int (no clamp: see kSegment).
+// Nanoseconds: the first boundary at or after now + delay, the delay clamped to INT_MAX tick
+// periods (the largest the chrono faces document).
+std::int64_t due_count(const callout_state& st, callout_delay delay, std::int64_t now) {
+  if (delay.in_ns && delay.amount > 0) {
+    const std::int64_t at = delay.amount > INT64_MAX - now ? INT64_MAX : now + delay.amount;
+    return std::min(first_boundary(st, at), due_count(st, callout_delay::ticks(INT_MAX), now));
+  }
+  const std::int64_t n = !delay.in_ns && delay.amount > 0 ? delay.amount : 1;
+  const std::int64_t period =
+      st.ns_per_tick != 0 ? n * st.ns_per_tick
+                          : static_cast<std::int64_t>(
+                                (static_cast<__int128>(n) * 1'000'000'000 + st.hz - 1) / st.hz);
+  return first_boundary(st, now + period);
 }
 
 // Arms c on cc's wheel to fire at tick `due` (a count); `now` is the current tick (a count).
@@ -61,7 +71,7 @@ bool next_segment(::callout& c, std::uint32_t t) {
   return static_cast<std::int32_t>(c.c_time - t) > 0;
 }
 
-void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
+void schedule(::callout* c, callout_delay delay, void (*func)(void*), void* arg) {
   cpu_info* here = nullptr;  // the caller's CPU, looked up only if the callout may migrate
   for (;;) {
     std::unique_lock<std::mutex> lk;
@@ -69,7 +79,7 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
     callout_state& st = state_of(machine::runtime_of(cc.ci));
     const std::int64_t at_ns = machine::clock_ns(*st.rt);
     const std::int64_t now = st.tick_count(at_ns);
-    const std::int64_t due = due_count(st, ticks, at_ns);
+    const std::int64_t due = due_count(st, delay, at_ns);
     if (func != nullptr) {
       c->c_func = func;
       c->c_arg = arg;
@@ -109,3 +119,10 @@ void schedule(::callout* c, int ticks, void (*func)(void*), void* arg) {
 }
 
 }  // namespace kcont::detail::callouts
+
+namespace kcont::detail {
+void callout_arm(::callout* c, callout_delay delay, void (*func)(void*), void* arg) {
+  callouts::check(c);
+  callouts::schedule(c, delay, func, arg);
+}
+}  // namespace kcont::detail

@@ -9,6 +9,7 @@
 #include <new>
 
 using namespace kcont::detail::callouts;
+using kcont::detail::callout_delay;
 
 void callout_init(::callout* c, unsigned flags) {
   if (c == nullptr) misuse("NULL callout", c);
@@ -53,12 +54,12 @@ void callout_setfunc(::callout* c, void (*func)(void*), void* arg) {
 void callout_reset(::callout* c, int ticks, void (*func)(void*), void* arg) {
   check(c);
   if (func == nullptr) misuse("callout_reset with a NULL function", c);
-  schedule(c, ticks, func, arg);
+  schedule(c, callout_delay::ticks(ticks), func, arg);
 }
 
 void callout_schedule(::callout* c, int ticks) {
   check(c);
-  schedule(c, ticks, nullptr, nullptr);
+  schedule(c, callout_delay::ticks(ticks), nullptr, nullptr);
 }
 
 bool callout_stop(::callout* c) {
@@ -182,7 +183,7 @@ callout::callout(std::function<void()> fn, unsigned flags)
     : callout(runtime::current(), std::move(fn), flags) {}
 
 callout::callout(runtime& rt, std::function<void()> fn, unsigned flags)
-    : fn_(std::move(fn)), hz_(rt.hz()) {
+    : fn_(std::move(fn)) {
   runtime_scope scope(rt);
   callout_init(&c_, flags);
 }

@@ -153,7 +153,7 @@ inline bool stop_locked(callout_cpu& cc, ::callout* c) {
 }
 
 // callout_schedule, and callout_reset when func is not NULL (set under the same lock); arm.cpp.
-void schedule(::callout* c, int ticks, void (*func)(void*), void* arg);
+void schedule(::callout* c, callout_delay delay, void (*func)(void*), void* arg);
 // c's segment ended at tick t: moves it on (arm.cpp). True: re-insert it; false: it is due.
 bool next_segment(::callout& c, std::uint32_t t);
 

@@ -11,7 +11,7 @@ continuation::continuation(kcont_wq_t* wq, std::function<void()> fn, kmutex_t* l
     : continuation(runtime::current(), wq, std::move(fn), lock) {}
 
 continuation::continuation(runtime& rt, kcont_wq_t* wq, std::function<void()> fn, kmutex_t* lock)
-    : fn_(std::move(fn)), hz_(rt.hz()) {
+    : fn_(std::move(fn)) {
   runtime_scope scope(rt);
   if (int e = kcont_init(&kc_, wq, lock, &continuation::trampoline, this, 0); e != 0) {
     if (e == EINVAL) throw std::invalid_argument("kcont::continuation: NULL queue");

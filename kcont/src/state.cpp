@@ -119,7 +119,14 @@ kcont_t* kcont_create(kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* a
 }
 
 int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks) {
+  return kcont::detail::kcont_schedule_after(kc, ci, kcont::detail::callout_delay::ticks(nticks));
+}
+
+// kcont_schedule with a delay in ticks (nticks <= 0: at once) or, for the chrono faces, in
+// nanoseconds (rounded once to a tick boundary by the callout layer; <= 0: one tick).
+int kcont::detail::kcont_schedule_after(kcont_t* kc, cpu_info* ci, callout_delay delay) {
   check(kc);
+  const bool at_once = !delay.in_ns && delay.amount <= 0;
   binding& b = *queue_of(kc)->b;
   kcont::runtime& rt = *b.rt;
   if (ci != nullptr && !b.percpu) return ENOENT;
@@ -142,7 +149,7 @@ int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks) {
       kc->kc_queue.store(target);
       continue;  // schedule again on the new queue
     }
-    if (nticks <= 0) {
+    if (at_once) {
       if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
       kc->kc_state = (kc->kc_state & ~(KC_PENDING | KC_EXPIRED)) | KC_INVOKING;
       make_runnable(q, kc);
@@ -151,7 +158,7 @@ int kcont_schedule(kcont_t* kc, cpu_info* ci, int nticks) {
       if (self) kc->kc_state &= ~KC_INVOKING;
       // The timer fires on the caller's CPU (callout migration); expire() queues the
       // continuation on its own queue, which wakes the right CPU.
-      callout_schedule(&kc->kc_timer, nticks);
+      callout_arm(&kc->kc_timer, delay, nullptr, nullptr);
     }
     return 0;
   }

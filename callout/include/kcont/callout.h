@@ -73,12 +73,31 @@ std::uint32_t getticks();
 int mstohz(int ms);  // rounded up
 int hztoms(int ticks);
 
+namespace kcont::detail {
+
+// How long a callout waits: whole ticks (the kernel-style calls: n tick periods, n <= 0 counts
+// as 1) or nanoseconds (the chrono faces: the first tick boundary at or after call time + ns,
+// rounded once, never early; ns <= 0 is one tick; at most INT_MAX ticks).
+struct callout_delay {
+  std::int64_t amount;
+  bool in_ns;
+  static constexpr callout_delay ticks(int n) noexcept { return {n, false}; }
+  static constexpr callout_delay ns(std::int64_t n) noexcept { return {n, true}; }
+};
+
+// callout_reset (func not NULL) or callout_schedule (func NULL) with a callout_delay.
+void callout_arm(::callout* c, callout_delay delay, void (*func)(void*), void* arg);
+
+}  // namespace kcont::detail
+
 namespace kcont {
 
 // RAII callout taking any callable, with std::chrono durations. schedule(d) takes a duration
-// of any representation and period and rounds it up to whole ticks, so the callable never runs
-// early: zero or negative is one tick; the largest delay is INT_MAX ticks (about 24.8 days at
-// hz 1000), and a longer duration (seconds::max(), +inf, and NaN) is clamped to it. The
+// of any representation and period, rounded up to whole nanoseconds, and fires at the first
+// tick boundary at or after the call time + d (rounded once: never early, less than one tick
+// late plus the wake-up): zero or negative is one tick; the largest delay is INT_MAX ticks
+// (about 24.8 days at hz 1000), and a longer duration (seconds::max(), +inf, and NaN) is
+// clamped to it. The
 // conversion saturates and never overflows (<kcont/detail/duration.h>: one rule for every
 // chrono face). The destructor halts (waits for a running handler) and destroys; from inside
 // its own handler it is allowed as the handler's last action.
@@ -92,7 +111,8 @@ class callout {
 
   template <class Rep, class Period>
   void schedule(std::chrono::duration<Rep, Period> after) {
-    callout_reset(&c_, detail::duration_to_ticks(after, hz_), &callout::trampoline, this);
+    detail::callout_arm(&c_, detail::callout_delay::ns(detail::duration_to_ns(after)),
+                        &callout::trampoline, this);
   }
   void schedule_ticks(int ticks) { callout_reset(&c_, ticks, &callout::trampoline, this); }
   bool stop() { return callout_stop(&c_); }
@@ -108,7 +128,6 @@ class callout {
  private:
   static void trampoline(void* self);
   std::function<void()> fn_;
-  unsigned hz_;
   ::callout c_;
 };
 

@@ -93,13 +93,20 @@ int kcont_workqueue_release(kcont_wq_t* wq);
 #include <chrono>
 #include <functional>
 
+namespace kcont::detail {
+// kcont_schedule with a callout_delay (<kcont/callout.h>): the chrono faces' nanoseconds are
+// rounded once, to the first tick boundary at or after the call time + the delay.
+int kcont_schedule_after(kcont_t* kc, cpu_info* ci, callout_delay delay);
+}  // namespace kcont::detail
+
 namespace kcont {
 
 // RAII continuation on a queue, taking any callable. schedule() runs it without delay;
-// schedule(duration) after the duration rounded up to whole ticks, never early: zero or
-// negative is one tick; durations beyond INT_MAX ticks (about 24.8 days at hz 1000;
-// seconds::max(), +inf and NaN too) are clamped to INT_MAX ticks. The same saturating rule as
-// kcont::callout (<kcont/detail/duration.h>).
+// schedule(duration) at the first tick boundary at or after the call time + the duration
+// (rounded up to whole nanoseconds, never early): zero or negative is one tick; durations
+// beyond INT_MAX ticks (about 24.8 days at hz 1000; seconds::max(), +inf and NaN too) are
+// clamped to INT_MAX ticks. The same saturating rule as kcont::callout
+// (<kcont/detail/duration.h>).
 // The destructor destroys it (stopping it and waiting for a running call).
 class continuation {
  public:
@@ -112,7 +119,8 @@ class continuation {
   int schedule(cpu_info* ci = nullptr) { return kcont_schedule(&kc_, ci, 0); }
   template <class Rep, class Period>
   int schedule(std::chrono::duration<Rep, Period> after, cpu_info* ci = nullptr) {
-    return kcont_schedule(&kc_, ci, detail::duration_to_ticks(after, hz_));
+    return detail::kcont_schedule_after(&kc_, ci,
+                                        detail::callout_delay::ns(detail::duration_to_ns(after)));
   }
   bool stop() { return kcont_stop(&kc_); }
   bool halt() { return kcont_halt(&kc_); }
@@ -126,7 +134,6 @@ class continuation {
  private:
   static void trampoline(void* self, kcont_t*);
   std::function<void()> fn_;
-  unsigned hz_;
   kcont_t kc_;
 };
 
