@@ -158,7 +158,10 @@ void sim_nic::impl::refill_rx() {
   rx_post.store(post, std::memory_order_seq_cst);
   if (rx_paused) {
     rx_paused = false;
-    machine::fd_watch_resume(rx_watch.load(std::memory_order_relaxed));
+    // down() withdraws the watch (rx_resumable false) before it unwatches it, and the unwatch
+    // cannot complete while this handler runs on the interrupt CPU: a watch seen here is alive.
+    if (rx_resumable.load(std::memory_order_seq_cst))
+      machine::fd_watch_resume(rx_watch.load(std::memory_order_acquire));
   }
   if (sim_nic* waiter = rx_room_waiter.exchange(nullptr, std::memory_order_seq_cst))
     waiter->doorbell();
@@ -304,7 +307,9 @@ void sim_nic::up() {
   if (d.w == nullptr) throw std::logic_error("kcont-net: up() without a wire");
   kcont::runtime_scope scope(d.rt);
   d.intr_si = softint_establish_rt(d.rt, SOFTINT_HARDINTR | SOFTINT_MPSAFE, simx_intr, &d);
-  d.refill_rx();  // nothing else runs on this NIC yet; later refills run on the interrupt CPU
+  d.rx_paused = false;  // nothing else runs on this NIC yet
+  d.rx_resumable.store(true, std::memory_order_seq_cst);
+  d.refill_rx();  // later refills run on the interrupt CPU
   d.rx_enabled.store(true, std::memory_order_seq_cst);
   d.engine_stop.store(false);
   d.gone.store(false);
@@ -361,9 +366,9 @@ void sim_nic::down() {
   d.engine.join();
   // rx_ready waits for the watch to be published, so it stays published until unwatched.
   if (machine::fd_watch* watch = d.rx_watch.load(std::memory_order_acquire)) {
-    machine::unwatch_fd(watch);  // no rx_ready runs or will run
+    d.rx_resumable.store(false, std::memory_order_seq_cst);  // refill_rx leaves it alone
+    machine::unwatch_fd(watch);                              // no rx_ready runs or will run
     d.rx_watch.store(nullptr, std::memory_order_release);
-    d.rx_paused = false;
   }
   d.rx_enabled.store(false, std::memory_order_seq_cst);  // a peer's engine stops delivering
   while (d.rx_users.load(std::memory_order_acquire) != 0) std::this_thread::yield();

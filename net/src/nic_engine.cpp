@@ -103,7 +103,8 @@ void sim_nic::impl::engine_main() {
 // The wire's receive fd (a tap) is watched by the interrupt CPU's loop (machine::watch_fd):
 // readiness is the NIC's RX line. The callback moves frames into the RX ring in interrupt
 // context; with the ring full it pauses the watch, and refill_rx resumes it. Both run on the
-// interrupt CPU, so rx_paused needs no ordering beyond that thread.
+// interrupt CPU, so rx_paused needs no ordering beyond that thread (up() resets it before either
+// can run; down() withdraws the watch from refill_rx with rx_resumable before unwatching it).
 void sim_nic::impl::rx_ready(void* arg) {
   auto& d = *static_cast<impl*>(arg);
   machine::fd_watch* watch;

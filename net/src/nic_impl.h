@@ -87,9 +87,12 @@ struct sim_nic::impl {
   // [a] The wire's receive fd, if it has one: set by up(), cleared by down(), read [C]. Atomic:
   // the first callback may run before up() has stored what watch_fd returned.
   std::atomic<machine::fd_watch*> rx_watch{nullptr};
-  // [C] (rx_ready sets it, refill_rx clears it). XXX down() also clears it on the control
-  // thread while simx_intr and simx_input may still run refill_rx: not protected.
+  // [C] (rx_ready sets it, refill_rx clears it); reset by up() before anything runs. Set only
+  // by rx_ready after it saw rx_watch published, so refill_rx finding it set finds the watch.
   bool rx_paused = false;
+  // [a] up() sets it; down() clears it before unwatching, so refill_rx (on the interrupt CPU,
+  // which the unwatch waits for) never resumes a watch being freed.
+  std::atomic<bool> rx_resumable{false};
   static void rx_ready(void* arg);
 
   // Interrupts
