@@ -42,7 +42,7 @@ bool tap_wire::pull_rx(sim_nic& nic) {
       case tap_device::read_status::gone:
         return false;
       case tap_device::read_status::error:
-        ++read_errors_;
+        read_errors_.fetch_add(1, std::memory_order_relaxed);
         return true;
     }
   }

@@ -12,6 +12,8 @@
 #include <kcont/nicsim.h>
 #include <kcont/tap.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -28,14 +30,12 @@ class tap_wire final : public wire {
   bool pull_rx(sim_nic& nic) override;
   std::string describe() const override;
   tap_device& device() { return *tap_; }
-  std::uint64_t read_errors() const { return read_errors_; }
+  std::uint64_t read_errors() const { return read_errors_.load(std::memory_order_relaxed); }
 
  private:
   explicit tap_wire(std::unique_ptr<tap_device> tap) : tap_(std::move(tap)) {}
-  std::unique_ptr<tap_device> tap_;  // [I]
-  // [C] XXX read_errors() (public, no context given) reads it plainly: from any thread but
-  // the interrupt CPU while the NIC is up, that is a data race.
-  std::uint64_t read_errors_ = 0;
+  std::unique_ptr<tap_device> tap_;             // [I]
+  std::atomic<std::uint64_t> read_errors_{0};   // [a] written [C] by pull_rx, read by any thread
   alignas(64) std::uint8_t buf_[pkt_capacity];  // [C] pull_rx's frame buffer
 };
 
