@@ -11,6 +11,9 @@
 #include <kcont/runtime.h>
 #include <kcont/softint.h>
 
+#include <time.h>
+
+#include <chrono>
 #include <mutex>
 
 #include "alloc_count.h"
@@ -58,6 +61,21 @@ std::vector<double> bench_softint_cross_busy(const latency_options& o, kcont::ru
   softint_disestablish(si);
   softint_disestablish(busy.self);
   return v;
+}
+
+// Runs f() and reports the process's CPU time per wall-clock second meanwhile (1.0: one core
+// busy). Both the sender's spin between samples and the receiver's loop count.
+template <class F>
+auto with_cpu_use(F&& f, double& cpu_per_wall) {
+  auto cpu_ns = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+  };
+  const std::int64_t c0 = cpu_ns(), w0 = now_ns();
+  auto r = f();
+  cpu_per_wall = static_cast<double>(cpu_ns() - c0) / static_cast<double>(now_ns() - w0);
+  return r;
 }
 
 // A driver softint on CPU 1 stamps t0 and schedules the measured softint on its own CPU.
@@ -202,11 +220,37 @@ void area_softint(context& ctx) {
     const std::string tag = "." + loop + "_loop";
     kcont::runtime rt(ctx.runtime_cfg(b));
     ctx.step("cross-CPU idle, " + loop + " loop");
+    double cpu_idle = 0;
     auto cross =
         ctx.latency_row("softint.latency.cross_idle" + tag,
                         "softint_schedule_cpu, cross-CPU, idle (" + loop + " loop)",
-                        bench_softint_cross_idle(o, rt), "softint cross-CPU (" + loop + ")");
+                        with_cpu_use([&] { return bench_softint_cross_idle(o, rt); }, cpu_idle),
+                        "softint cross-CPU (" + loop + ")");
     cross_p50[loop] = cross.all.p50;
+    // Spin-then-park (runtime_config::spin_before_sleep, off by default): the same row with a
+    // window longer than the gap between samples, so the loop is still polling when the next
+    // schedule comes. Asio and libevent have no such mode. The price is the CPU time.
+    {
+      kcont::runtime_config spin_cfg = ctx.runtime_cfg(b);
+      spin_cfg.spin_before_sleep = std::chrono::microseconds(o.gap_us + 70);
+      kcont::runtime spin_rt(spin_cfg);
+      ctx.step("cross-CPU, spin-then-park, " + loop + " loop");
+      double cpu_spin = 0;
+      auto spun = ctx.latency_row(
+          "softint.latency.cross_spin" + tag,
+          "softint_schedule_cpu, cross-CPU, spin " + std::to_string(o.gap_us + 70) +
+              " us before sleeping (" + loop + " loop)",
+          with_cpu_use([&] { return bench_softint_cross_idle(o, spin_rt); }, cpu_spin));
+      spin_rt.stop();
+      ctx.ratio("softint.latency.cross_spin" + tag + ".p50_over_idle",
+                "spin-then-park p50 / idle p50 (" + loop + " loop)", spun.all.p50 / cross.all.p50);
+      ctx.ratio("softint.cpu.cross_idle" + tag,
+                "process CPU per wall second, idle row (" + loop + " loop; sender spins too)",
+                cpu_idle);
+      ctx.ratio("softint.cpu.cross_spin" + tag,
+                "process CPU per wall second, spin row (" + loop + " loop; sender spins too)",
+                cpu_spin);
+    }
     ctx.step("cross-CPU busy, " + loop + " loop");
     ctx.latency_row("softint.latency.cross_busy" + tag,
                     "softint_schedule_cpu, cross-CPU, busy (" + loop + " loop)",

@@ -4,20 +4,22 @@
 #include <doctest/doctest.h>
 #include <kcont/runtime.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
 namespace {
 
-const char* const vars[] = {"KCONT_NCPU", "KCONT_HZ", "KCONT_PIN", "KCONT_INITIAL_TICKS",
-                            "KCONT_BACKEND"};
+const char* const vars[] = {"KCONT_NCPU",          "KCONT_HZ",      "KCONT_PIN",
+                            "KCONT_INITIAL_TICKS", "KCONT_BACKEND", "KCONT_SPIN_US"};
 
 // Sets the KCONT_* variables for one case and restores them after it.
 class env_guard {
  public:
   env_guard() {
-    for (int i = 0; i < 5; ++i) {
+    for (std::size_t i = 0; i < std::size(vars); ++i) {
       const char* v = std::getenv(vars[i]);
       had_[i] = v != nullptr;
       if (v) saved_[i] = v;
@@ -25,7 +27,7 @@ class env_guard {
     }
   }
   ~env_guard() {
-    for (int i = 0; i < 5; ++i) {
+    for (std::size_t i = 0; i < std::size(vars); ++i) {
       if (had_[i])
         ::setenv(vars[i], saved_[i].c_str(), 1);
       else
@@ -36,8 +38,8 @@ class env_guard {
   env_guard& operator=(const env_guard&) = delete;
 
  private:
-  bool had_[5] = {};
-  std::string saved_[5];
+  bool had_[std::size(vars)] = {};
+  std::string saved_[std::size(vars)];
 };
 
 // from_env must throw std::invalid_argument whose message names the variable and its range.
@@ -74,6 +76,8 @@ TEST_CASE("from_env refuses out-of-range and non-numeric KCONT_* values") {
     check_refused("KCONT_INITIAL_TICKS", bad, "0..4294967295");
   for (const char* bad : {"boost", "ASIO", " asio", "libevent2"})
     check_refused("KCONT_BACKEND", bad, "asio or libevent");
+  for (const char* bad : {"10001", "-1", "50us", "1e3", "18446744073709551616"})
+    check_refused("KCONT_SPIN_US", bad, "0..10000");
 }
 
 TEST_CASE("from_env takes every in-range value; unset or empty keeps the default") {
@@ -100,7 +104,9 @@ TEST_CASE("from_env takes every in-range value; unset or empty keeps the default
     ::setenv("KCONT_PIN", "0", 1);
     ::setenv("KCONT_INITIAL_TICKS", "4294967295", 1);
     ::setenv("KCONT_BACKEND", "asio", 1);
+    ::setenv("KCONT_SPIN_US", "10000", 1);
     const kcont::runtime_config c = kcont::runtime_config::from_env();
+    CHECK(c.spin_before_sleep == std::chrono::microseconds(10000));
     CHECK(c.ncpu == 1024);
     CHECK(c.hz == 100000);
     CHECK_FALSE(c.pin_threads);

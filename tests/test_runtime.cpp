@@ -205,6 +205,54 @@ TEST_CASE("an idle runtime is tickless: no wake-ups while nothing is due") {
   CHECK(after.handlers_run == before.handlers_run);
 }
 
+// Spin-then-park (issue 18, item 5): with a window longer than the gaps between schedules, the
+// loop that just ran a handler is still polling when the next schedule comes: no wake-up (no
+// eventfd write by the producer, no sleep by the loop). Every schedule still runs exactly once.
+// Without the window each schedule after a 200 us gap finds the loop asleep and wakes it.
+TEST_CASE("spin_before_sleep: back-to-back work within the window wakes nothing; off by default") {
+  auto run = [](std::chrono::microseconds spin, std::uint64_t& wakeups, std::uint64_t& hits) {
+    kcont::runtime_config cfg = kcont_test::cpus(1);
+    cfg.spin_before_sleep = spin;
+    kcont::runtime rt(cfg);
+    std::atomic<int> runs{0};
+    void* si = softint_establish_rt(
+        rt, SOFTINT_NET | SOFTINT_MPSAFE, [](void* a) { ++*static_cast<std::atomic<int>*>(a); },
+        &runs);
+    REQUIRE(si != nullptr);
+    constexpr int kRounds = 200;
+    const kcont::runtime_stats before = rt.stats();
+    for (int i = 0; i < kRounds; ++i) {
+      softint_schedule_cpu(si, rt.cpu(0));
+      REQUIRE(wait_until([&] { return runs.load() == i + 1; }));
+      const auto gap_end = std::chrono::steady_clock::now() + 200us;
+      while (std::chrono::steady_clock::now() < gap_end) {
+      }
+    }
+    const kcont::runtime_stats after = rt.stats();
+    CHECK(runs.load() == kRounds);
+    wakeups = after.wakeups - before.wakeups;
+    hits = after.spin_hits - before.spin_hits;
+    softint_disestablish(si);
+  };
+  std::uint64_t wakeups = 0, hits = 0;
+  run(std::chrono::microseconds(10000), wakeups, hits);  // 10 ms window, 200 us gaps
+  MESSAGE("spin 10 ms: " << wakeups << " wake-ups, " << hits << " spin hits in 200 rounds");
+  CHECK(wakeups <= 50);  // a few, when this thread was descheduled longer than the window
+  CHECK(hits >= 150);
+  run(std::chrono::microseconds(0), wakeups, hits);
+  MESSAGE("spin off: " << wakeups << " wake-ups, " << hits << " spin hits in 200 rounds");
+  CHECK(hits == 0);
+  CHECK(wakeups >= 100);
+}
+
+TEST_CASE("spin_before_sleep out of range is refused") {
+  kcont::runtime_config cfg = kcont_test::cpus(1);
+  cfg.spin_before_sleep = std::chrono::microseconds(10001);
+  CHECK_THROWS_AS(kcont::runtime{cfg}, std::invalid_argument);
+  cfg.spin_before_sleep = std::chrono::microseconds(-1);
+  CHECK_THROWS_AS(kcont::runtime{cfg}, std::invalid_argument);
+}
+
 TEST_CASE("runtime_scope selects the runtime kernel-style calls use on this thread") {
   kcont::runtime a(kcont_test::cpus(2));
   kcont::runtime b(kcont_test::cpus(2));

@@ -92,6 +92,7 @@ struct alignas(64) cpu_info {
 
   kcont::internal::shared_counter wakeups;  // [a] by whoever wakes the loop
   kcont::internal::owner_counter handlers_run, sleeps, timer_wakeups;  // [a] written [L]
+  kcont::internal::owner_counter spin_hits, spin_misses;               // [a] written [L]
   std::atomic<bool> pinned{false};                                     // [a]
 
   std::unique_ptr<kcont::detail::loop_backend> backend;  // [I] made with the CPU

@@ -38,6 +38,35 @@ void leave_loop(cpu_info* ci, bool quiet) {
   cpu_leave(ci, quiet);
 }
 
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// Spin-then-park: after running work, poll for up to the runtime's spin window before going to
+// sleep. The CPU stays CPU_AWAKE meanwhile, so producers push and do not wake it (no system
+// call on either side). Returns true when work, a due clock or a stop request came.
+bool spin_for_work(cpu_info* ci, std::int64_t window_ns) {
+  const std::int64_t end = now_ns() + window_ns;
+  for (unsigned i = 1;; ++i) {
+    if (ci->any_pending() || ci->stop_requested.load(std::memory_order_relaxed)) break;
+    const std::int64_t due = ci->deadline.load(std::memory_order_relaxed);
+    if (due != kNoDeadline || (i % 64 == 0 && now_ns() > end)) {
+      if (due != kNoDeadline && ci->rt->clock_now() >= due) break;
+      if (now_ns() > end) {
+        ci->spin_misses.bump();
+        return false;
+      }
+    }
+    cpu_relax();
+  }
+  ci->spin_hits.bump();
+  return true;
+}
+
 }  // namespace
 
 // Ends a stop request: the loop stops consuming and run() returns (attached: the server's loop
@@ -65,9 +94,12 @@ bool cpu_run_inline(cpu_info* ci, std::int64_t give_up, std::uint64_t& runs) {
 
 void cpu_dispatch(cpu_info* ci, wake_reason reason) {
   if (reason == wake_reason::deadline) ci->timer_wakeups.bump();
+  const std::int64_t spin_ns = ci->rt->spin_ns;
+  bool ran = false;  // work ran since the last spin: only then is a spin worth it
   for (;;) {
     ci->sleep_state.store(CPU_AWAKE, std::memory_order_relaxed);
     while (run_one(ci)) {
+      ran = true;
       // stop_deadline is written before stop_requested is set (release/acquire pair).
       if (ci->stop_requested.load(std::memory_order_acquire)) {
         ++ci->drain_runs;
@@ -75,6 +107,10 @@ void cpu_dispatch(cpu_info* ci, wake_reason reason) {
       }
     }
     if (run_clock(ci)) continue;
+    if (spin_ns != 0 && ran) {
+      ran = false;
+      if (spin_for_work(ci, spin_ns)) continue;
+    }
 
     // About to sleep: announce it, then look once more (see the protocol in cpu.h).
     ci->sleep_state.store(CPU_SLEEPING, std::memory_order_seq_cst);

@@ -70,6 +70,8 @@ runtime_stats runtime::stats() const {
     s.wakeups += ci->wakeups.get();
     s.loop_sleeps += ci->sleeps.get();
     s.timer_wakeups += ci->timer_wakeups.get();
+    s.spin_hits += ci->spin_hits.get();
+    s.spin_misses += ci->spin_misses.get();
     s.pinned_cpus += ci->pinned ? 1 : 0;
   }
   return s;

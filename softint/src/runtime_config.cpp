@@ -66,6 +66,8 @@ runtime_config runtime_config::from_env() {
   c.pin_threads = env_number("KCONT_PIN", 0, 1, 1, " (1: pin the loop threads)") != 0;
   c.initial_ticks = static_cast<std::uint32_t>(
       env_number("KCONT_INITIAL_TICKS", 0, UINT32_MAX, 0, " (the tick counter's start)"));
+  c.spin_before_sleep = std::chrono::microseconds(env_number(
+      "KCONT_SPIN_US", 0, 10000, 0, " (microseconds a CPU loop polls before it sleeps)"));
   if (const char* b = std::getenv("KCONT_BACKEND"); b != nullptr && *b != '\0') {
     if (!parse_backend(b, c.backend))
       throw std::invalid_argument(std::string("kcont: KCONT_BACKEND=") + b +

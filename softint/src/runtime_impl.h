@@ -44,6 +44,7 @@ class runtime_impl {
 
   runtime* const face;          // [I]
   const runtime_config config;  // [I]
+  std::int64_t spin_ns = 0;     // [I] spin-then-park window (0: off; see runtime_config)
 
   // Disestablish waits (softint.cpp) and loop exits meet here.
   std::mutex state_mu;

@@ -29,6 +29,11 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
   if (config.hz == 0 || config.hz > 100000)
     throw std::invalid_argument("kcont: runtime_config.hz must be in 1..100000, got " +
                                 std::to_string(config.hz));
+  if (config.spin_before_sleep.count() < 0 || config.spin_before_sleep.count() > 10000)
+    throw std::invalid_argument(
+        "kcont: runtime_config.spin_before_sleep must be in 0..10000 us, got " +
+        std::to_string(config.spin_before_sleep.count()) + " us");
+  spin_ns = attached() || config.manual_clock ? 0 : config.spin_before_sleep.count() * 1000;
   unsigned n = config.ncpu == 0 ? (attached() ? 1u : internal::online_cpus()) : config.ncpu;
   if (n > 1024)
     throw std::invalid_argument("kcont: runtime_config.ncpu must be at most 1024, got " +
