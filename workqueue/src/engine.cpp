@@ -34,7 +34,31 @@ const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privi
 struct worker {
   std::condition_variable cv;          // [p] signalled when handed an instance or told to exit
   queue_instance* assigned = nullptr;  // [p]
+  // [a] set with `assigned` by want_worker, for a worker polling without the lock
+  // (spin-then-park); cleared by the worker when it takes the instance.
+  std::atomic<bool> handed{false};
 };
+
+namespace {
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// Spin-then-park for a worker that just served an instance: polls `handed` for up to
+// `window_ns` before it waits on its condition variable. Returns whether it was handed one.
+bool spin_for_handoff(const worker* w, std::int64_t window_ns) {
+  const std::int64_t end = machine::now_ns() + window_ns;
+  for (unsigned i = 1;; ++i) {
+    if (w->handed.load(std::memory_order_acquire)) return true;
+    if (i % 64 == 0 && machine::now_ns() > end) return false;
+    cpu_relax();
+  }
+}
+}  // namespace
 
 namespace {
 
@@ -160,6 +184,7 @@ void pool::worker_main(worker* w) {
   if (eng.rt.config().pin_threads) internal::pin_this_thread(cpu);
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kNice[prio]);
 
+  const std::int64_t spin_ns = eng.rt.config().spin_before_sleep.count() * 1000;
   std::unique_lock<std::mutex> lk(mu);
   --starting;
   ++workers;
@@ -169,6 +194,7 @@ void pool::worker_main(worker* w) {
       overflow.pop_front();
     }
     if (w->assigned != nullptr) {
+      w->handed.store(false, std::memory_order_relaxed);
       auto self = std::find(idle.begin(), idle.end(), w);
       if (self != idle.end()) idle.erase(self);
       if (idle.empty() && !stopping) {  // keep a spare ready for the next instance
@@ -181,6 +207,12 @@ void pool::worker_main(worker* w) {
       lk.lock();
       w->assigned = nullptr;
       idle.push_back(w);
+      if (spin_ns > 0 && !stopping) {  // idle, but work may follow at once: poll a while
+        lk.unlock();
+        const bool handed = spin_for_handoff(w, spin_ns);
+        (handed ? eng.spin_hits : eng.spin_misses).fetch_add(1, std::memory_order_relaxed);
+        lk.lock();
+      }
       continue;
     }
     if (stopping) break;
@@ -316,7 +348,8 @@ void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
     worker* w = p.idle.back();
     p.idle.pop_back();
     w->assigned = &q;
-    w->cv.notify_one();
+    w->handed.store(true, std::memory_order_release);
+    w->cv.notify_one();  // no system call when it is still polling (no waiter)
     if (p.idle.empty()) {
       p.spare_wanted = true;
       p.call_overseer();
@@ -338,6 +371,8 @@ engine_stats engine::stats() {
     std::lock_guard<std::mutex> lk(counters_mu_);
     s = counters_;
   }
+  s.spin_hits = spin_hits.load(std::memory_order_relaxed);
+  s.spin_misses = spin_misses.load(std::memory_order_relaxed);
   s.workers_now = 0;
   s.idle_now = 0;
   for (auto& p : pools_) {

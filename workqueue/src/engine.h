@@ -101,6 +101,9 @@ struct queue_instance {
 struct engine_stats {
   std::uint64_t threads_created = 0, thread_create_failures = 0, threads_exited = 0;
   unsigned workers_now = 0, idle_now = 0;
+  // Spin-then-park (runtime_config::spin_before_sleep): a worker handed work while polling
+  // after its last instance, or polling in vain and then waiting.
+  std::uint64_t spin_hits = 0, spin_misses = 0;
 };
 
 class engine {
@@ -117,7 +120,8 @@ class engine {
   engine_stats stats();
 
   // Test hook: the next `n` thread creations fail as if the system refused them.
-  std::atomic<int> fail_next_creations{0};  // [a]
+  std::atomic<int> fail_next_creations{0};                  // [a]
+  std::atomic<std::uint64_t> spin_hits{0}, spin_misses{0};  // [a] see engine_stats
   void bump(std::uint64_t engine_stats::*field);
 
  private:

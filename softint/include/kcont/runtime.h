@@ -51,11 +51,11 @@ struct runtime_config {
   // A manual clock, for tests and fuzzers: the runtime's time (callouts, ticks) stands still
   // at its creation until advance_clock() moves it; no real timer is armed.
   bool manual_clock = false;
-  // Spin-then-park (off by default): a CPU loop that has just run work polls its queues for
-  // up to this long before it sleeps, so work that follows within the window starts without
-  // a wake-up (no system call on either side) at the price of that much CPU time per burst.
-  // 0: sleep at once. Ignored in attach mode (the server's thread must not spin) and with a
-  // manual clock. At most 10 ms.
+  // Spin-then-park (off by default): a CPU loop or a worker thread that has just run work
+  // polls for more for up to this long before it sleeps, so work that follows within the
+  // window starts without a wake-up (no system call on either side) at the price of that much
+  // CPU time per burst. 0: sleep at once. CPU loops ignore it in attach mode (the server's
+  // thread must not spin) and with a manual clock. At most 10 ms.
   std::chrono::microseconds spin_before_sleep{0};
 
   // Defaults overridden by KCONT_NCPU (0..1024), KCONT_HZ (1..100000), KCONT_BACKEND
