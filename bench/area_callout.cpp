@@ -1,7 +1,10 @@
-// callout area: arm+cancel cost with P callouts already pending, beside boost::asio::steady_timer
-// (expires_after + async_wait + cancel, the cancelled handler processed by poll()) and libevent
-// (evtimer_add + evtimer_del), in the same run; bytes per pending timer; and firing lateness
-// (fire time - deadline) of 10^4 callouts spread over 1-100 ms.
+// callout area: arm+cancel cost with P timers already pending, beside boost::asio::steady_timer
+// (expires_after + async_wait + cancel, the cancelled handlers run by one poll() per 64 pairs,
+// and, as a separate row, by one poll() after every pair) and libevent (evtimer_add +
+// evtimer_del on a plain event_base), in the same run, in two deadline cases: "earliest" (the
+// armed deadline is earlier than every pending one) and "among" (it falls at a random place
+// among them); bytes per pending timer; and firing lateness (fire time - deadline) of 10^4
+// callouts spread over 1-100 ms.
 #include <kcont/callout.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/runtime.h>
@@ -28,6 +31,7 @@ namespace kcont_bench {
 namespace {
 
 int kReps = 7;
+constexpr int kAsioBatch = 64;  // cancelled Asio handlers run by one poll() per this many pairs
 
 struct cost {
   std::vector<double> ns;  // per repetition, ns per arm+cancel pair
@@ -48,20 +52,68 @@ cost time_pairs(int pairs, F&& pair) {
   return c;
 }
 
+// The deadlines of one arm+cancel case, the same for every peer: each pending timer's delay,
+// and the delay pair i arms (armed_us[i % 65536]); microseconds from the arm.
+struct deadline_case {
+  const char* name;    // "earliest" or "among"
+  std::string prefix;  // of the record names: "callout.arm_cancel." (+ "among.")
+  std::vector<std::int64_t> pending_us, armed_us;
+};
+
+constexpr std::int64_t kSecond = 1'000'000;
+constexpr std::size_t kArmed = 65536;
+
+// "earliest" (the only case before issue 18): pending timers 1-2 h out, the armed one 1-66 s
+// out, earlier than all of them; with a timer heap it becomes the heap's top on every arm.
+deadline_case earliest_case(std::size_t pending) {
+  deadline_case c{"earliest", "callout.arm_cancel.", std::vector<std::int64_t>(pending),
+                  std::vector<std::int64_t>(kArmed)};
+  std::mt19937 rng(1);
+  for (auto& us : c.pending_us) us = (3600 + static_cast<std::int64_t>(rng() % 3600)) * kSecond;
+  for (std::size_t i = 0; i < kArmed; ++i)
+    c.armed_us[i] = (1000 + static_cast<std::int64_t>(i)) * 1000;
+  return c;
+}
+
+// "among": pending timers spread uniformly over 20-120 s, the armed one at a uniformly random
+// point of the same span, so it falls among them. (The span starts at 20 s, not 1 s, so that
+// no pending timer comes due while a peer is measured; each peer counts those that did.)
+constexpr std::int64_t kAmongLo = 20 * kSecond, kAmongSpan = 100 * kSecond;
+deadline_case among_case(std::size_t pending) {
+  deadline_case c{"among", "callout.arm_cancel.among.", std::vector<std::int64_t>(pending),
+                  std::vector<std::int64_t>(kArmed)};
+  std::mt19937_64 rng(2);
+  std::uniform_int_distribution<std::int64_t> d(kAmongLo, kAmongLo + kAmongSpan);
+  for (auto& us : c.pending_us) us = d(rng);
+  for (auto& us : c.armed_us) us = d(rng);
+  return c;
+}
+
+int us_to_ticks(std::int64_t us, unsigned hz) {  // rounded up, as the chrono face does
+  return static_cast<int>((us * hz + kSecond - 1) / kSecond);
+}
+
+void count_fire(void* a) {
+  static_cast<std::atomic<std::uint64_t>*>(a)->fetch_add(1, std::memory_order_relaxed);
+}
 void noop(void*) {}
 
-cost bench_kcont(kcont::runtime& rt, std::size_t pending, int pairs) {
+// From this (foreign) thread: callout_reset + callout_stop of one callout, P pending.
+cost bench_kcont(kcont::runtime& rt, const deadline_case& dc, int pairs, std::uint64_t& fired) {
   kcont::runtime_scope scope(rt);
-  std::vector<callout> bg(pending);
-  std::mt19937 rng(1);
-  for (auto& c : bg) {
-    callout_init(&c, CALLOUT_MPSAFE);
-    callout_reset(&c, 3'600'000 + static_cast<int>(rng() % 3'600'000), noop, nullptr);
+  const unsigned hz = rt.hz();
+  std::vector<int> armed(kArmed);
+  for (std::size_t i = 0; i < kArmed; ++i) armed[i] = us_to_ticks(dc.armed_us[i], hz);
+  std::atomic<std::uint64_t> fires{0};
+  std::vector<callout> bg(dc.pending_us.size());
+  for (std::size_t i = 0; i < bg.size(); ++i) {
+    callout_init(&bg[i], CALLOUT_MPSAFE);
+    callout_reset(&bg[i], us_to_ticks(dc.pending_us[i], hz), count_fire, &fires);
   }
   callout c;
   callout_init(&c, CALLOUT_MPSAFE);
   cost r = time_pairs(pairs, [&](int i) {
-    callout_reset(&c, 1000 + (i & 0xffff), noop, nullptr);  // 1-66 s out: levels 1 and 2
+    callout_reset(&c, armed[static_cast<std::size_t>(i) % kArmed], noop, nullptr);
     callout_stop(&c);
   });
   callout_destroy(&c);
@@ -69,31 +121,35 @@ cost bench_kcont(kcont::runtime& rt, std::size_t pending, int pairs) {
     callout_stop(&b);
     callout_destroy(&b);
   }
-  return r;
-}
-
-cost bench_asio(std::size_t pending, int pairs) {
-  cost r;
-  r.ns = asio_timer_arm_cancel(pending, pairs, kReps);
+  fired = fires.load();
   return r;
 }
 
 #ifdef KCONT_HAVE_LIBEVENT
+void ev_count(evutil_socket_t, short, void* a) {
+  ++*static_cast<std::uint64_t*>(a);
+}
 void ev_noop(evutil_socket_t, short, void*) {}
 
-cost bench_libevent(std::size_t pending, int pairs) {
+timeval to_timeval(std::int64_t us) {
+  return timeval{static_cast<time_t>(us / kSecond), static_cast<suseconds_t>(us % kSecond)};
+}
+
+// A plain event_base (no loop runs meanwhile, so nothing can fire): evtimer_add + evtimer_del.
+cost bench_libevent(const deadline_case& dc, int pairs) {
   event_base* base = event_base_new();
-  std::vector<event*> bg(pending);
-  std::mt19937 rng(1);
-  for (auto& e : bg) {
-    e = evtimer_new(base, ev_noop, nullptr);
-    timeval tv{static_cast<time_t>(3600 + rng() % 3600), 0};
-    evtimer_add(e, &tv);
+  std::uint64_t fired = 0;
+  std::vector<event*> bg(dc.pending_us.size());
+  for (std::size_t i = 0; i < bg.size(); ++i) {
+    bg[i] = evtimer_new(base, ev_count, &fired);
+    timeval tv = to_timeval(dc.pending_us[i]);
+    evtimer_add(bg[i], &tv);
   }
+  std::vector<timeval> armed(kArmed);
+  for (std::size_t i = 0; i < kArmed; ++i) armed[i] = to_timeval(dc.armed_us[i]);
   event* t = evtimer_new(base, ev_noop, nullptr);
   cost r = time_pairs(pairs, [&](int i) {
-    timeval tv{1 + (i & 0xffff) / 1000, ((i & 0xffff) % 1000) * 1000};
-    evtimer_add(t, &tv);
+    evtimer_add(t, &armed[static_cast<std::size_t>(i) % kArmed]);
     evtimer_del(t);
   });
   event_free(t);
@@ -102,6 +158,74 @@ cost bench_libevent(std::size_t pending, int pairs) {
   return r;
 }
 #endif
+
+void warn_fired(const char* who, const deadline_case& dc, std::uint64_t fired) {
+  if (fired != 0)
+    std::printf("  (%s, %s: %llu pending timers came due during the run: not comparable)\n", who,
+                dc.name, static_cast<unsigned long long>(fired));
+}
+
+// One case at the four pending counts: rows, ratios (peer / kcont), plot data.
+void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs) {
+  const std::size_t sizes[] = {1000, 10000, 100000, 1000000};
+  const char* names[] = {"P1e3", "P1e4", "P1e5", "P1e6"};
+  const char* label = among ? "among" : "earliest";
+  ctx.cost_header(std::string("arm+cancel pair with P timers pending, '") + label + "': " +
+                  (among ? "the new deadline at a random place among the pending ones (all "
+                           "over 20-120 s)"
+                         : "the new deadline (1-66 s) earlier than every pending one (1-2 h)") +
+                  "; " + std::to_string(kReps) + " reps of " + std::to_string(pairs) + " pairs");
+  double kcont_small = 0, kcont_large = 0;
+  std::string prefix;
+  for (int i = 0; i < 4; ++i) {
+    const std::size_t p = sizes[i];
+    const deadline_case dc = among ? among_case(p) : earliest_case(p);
+    prefix = dc.prefix;
+    const std::string base = dc.prefix + names[i];
+    const std::string at = " (P = 10^" + std::to_string(3 + i) + ")";
+    const std::string step =
+        std::string("arm+cancel, ") + label + ", at 10^" + std::to_string(3 + i) + " pending: ";
+    ctx.step(step + "kcont");
+    std::uint64_t kfired = 0;
+    cost k = bench_kcont(rt, dc, pairs, kfired);
+    ctx.step(step + "asio::steady_timer");
+    asio_arm_cancel_result a =
+        asio_timer_arm_cancel(dc.pending_us, dc.armed_us, pairs, kReps, kAsioBatch);
+    spread ks =
+        ctx.cost_row(base + ".kcont", "callout_reset + callout_stop" + at, k.ns, "ns/op", k.allocs);
+    spread ab =
+        ctx.cost_row(base + ".peer.asio_steady_timer_poll64",
+                     "peer: asio::steady_timer, one poll() per 64 pairs" + at, a.poll_batched);
+    spread ae = ctx.cost_row(base + ".peer.asio_steady_timer",
+                             "peer: asio::steady_timer, poll() after every pair" + at, a.poll_each);
+    warn_fired("kcont", dc, kfired);
+    warn_fired("asio", dc, a.fired);
+    double ev = std::nan("");
+#ifdef KCONT_HAVE_LIBEVENT
+    ctx.step(step + "libevent");
+    spread es =
+        ctx.cost_row(base + ".peer.libevent_evtimer",
+                     "peer: libevent evtimer_add + evtimer_del" + at, bench_libevent(dc, pairs).ns);
+    ev = es.value;
+#endif
+    ctx.ratio(base + ".asio_poll64_over_kcont", "asio (one poll() per 64 pairs) / kcont" + at,
+              ab.value / ks.value);
+    ctx.ratio(base + ".asio_over_kcont", "asio (poll() after every pair) / kcont" + at,
+              ae.value / ks.value);
+    if (std::isfinite(ev))
+      ctx.ratio(base + ".libevent_over_kcont", "libevent / kcont" + at, ev / ks.value);
+    auto& rows = ctx.plots().arm_cancel;
+    if (rows.size() <= static_cast<std::size_t>(i)) rows.push_back({});
+    auto& row = rows[static_cast<std::size_t>(i)];
+    row.pending = static_cast<double>(p);
+    (among ? row.among : row.earliest) = {ks.value, ab.value, ae.value, ev};
+    if (i == 0) kcont_small = ks.value;
+    if (i == 3) kcont_large = ks.value;
+  }
+  ctx.ratio(prefix + "kcont_P1e6_over_P1e3",
+            std::string("kcont at P = 10^6 / at P = 10^3 (") + label + ")",
+            kcont_large / kcont_small);
+}
 
 // 10^4 callouts with deadlines spread over 1-100 ms; lateness = fire time - deadline.
 // `beyond_tick` gets fire time - start of the tick the callout was due in (hz 1000 only): the
@@ -171,42 +295,10 @@ void area_callout(context& ctx) {
   kReps = ctx.pick(5, 7);
   const int pairs = ctx.pick(20000, 200000);
   report& rep = ctx.rep();
+
   kcont::runtime rt(ctx.runtime_cfg());
-  const std::size_t sizes[] = {1000, 10000, 100000, 1000000};
-  const char* names[] = {"P1e3", "P1e4", "P1e5", "P1e6"};
-  ctx.cost_header("arm+cancel pair with P timers already pending (" + std::to_string(kReps) +
-                  " reps of " + std::to_string(pairs) + " pairs)");
-  double kcont_small = 0, kcont_large = 0;
-  for (int i = 0; i < 4; ++i) {
-    const std::size_t p = sizes[i];
-    const std::string base = std::string("callout.arm_cancel.") + names[i];
-    const std::string at = " (P = 10^" + std::to_string(3 + i) + ")";
-    ctx.step(std::string("arm+cancel at 10^") + std::to_string(3 + i) + " pending: kcont");
-    cost k = bench_kcont(rt, p, pairs);
-    ctx.step(std::string("arm+cancel at 10^") + std::to_string(3 + i) +
-             " pending: asio::steady_timer");
-    cost a = bench_asio(p, pairs);
-    spread ks =
-        ctx.cost_row(base + ".kcont", "callout_reset + callout_stop" + at, k.ns, "ns/op", k.allocs);
-    spread as = ctx.cost_row(base + ".peer.asio_steady_timer",
-                             "peer: asio::steady_timer expires_after+async_wait+cancel" + at, a.ns);
-    double ev = std::nan("");
-#ifdef KCONT_HAVE_LIBEVENT
-    ctx.step(std::string("arm+cancel at 10^") + std::to_string(3 + i) + " pending: libevent");
-    spread es =
-        ctx.cost_row(base + ".peer.libevent_evtimer",
-                     "peer: libevent evtimer_add + evtimer_del" + at, bench_libevent(p, pairs).ns);
-    ev = es.value;
-#endif
-    ctx.ratio(base + ".asio_over_kcont", "asio / kcont" + at, as.value / ks.value);
-    if (std::isfinite(ev))
-      ctx.ratio(base + ".libevent_over_kcont", "libevent / kcont" + at, ev / ks.value);
-    ctx.plots().arm_cancel.push_back({static_cast<double>(p), ks.value, as.value, ev});
-    if (i == 0) kcont_small = ks.value;
-    if (i == 3) kcont_large = ks.value;
-  }
-  ctx.ratio("callout.arm_cancel.kcont_P1e6_over_P1e3", "kcont at P = 10^6 / at P = 10^3",
-            kcont_large / kcont_small);
+  arm_cancel_case(ctx, rt, false, pairs);
+  arm_cancel_case(ctx, rt, true, pairs);
   std::printf(
       "\nbytes per pending timer: struct callout %zu (plus a fixed 16 KiB wheel per CPU); "
       "asio::steady_timer %zu + its wait operation on the heap",
