@@ -4,7 +4,8 @@
 // evtimer_del on a plain event_base), in the same run, in two deadline cases: "earliest" (the
 // armed deadline is earlier than every pending one) and "among" (it falls at a random place
 // among them); bytes per pending timer; and firing lateness (fire time - deadline) of 10^4
-// callouts spread over 1-100 ms.
+// callouts due at arbitrary nanoseconds over 1-100 ms, against a raw timerfd floor measured
+// first, on a quiet core.
 #include <kcont/callout.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/runtime.h>
@@ -17,7 +18,9 @@
 #include <sys/prctl.h>
 #include <sys/timerfd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <random>
@@ -227,65 +230,120 @@ void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs) {
             kcont_large / kcont_small);
 }
 
-// 10^4 callouts with deadlines spread over 1-100 ms; lateness = fire time - deadline.
-// `beyond_tick` gets fire time - start of the tick the callout was due in (hz 1000 only): the
-// part of the lateness that is not tick rounding, i.e. the wake-up and the dispatch.
+// 10^4 callouts (the C++ face, kcont::callout, on core 1) due at arbitrary nanoseconds over
+// 1-100 ms: lateness = fire time - the exact deadline asked for (arm time + delay); `early`
+// counts those that fired before it (must be 0). schedule() rounds the delay up to whole ticks
+// and the callout fires at the first tick boundary at least that many ticks after the arm
+// (callout.h), so up to two ticks of the lateness are rounding by design. `beyond_tick` gets
+// fire time - start of the tick the callout was due in (that boundary, computed from the time
+// taken just before the arm, so never later than the real one): the wake-up and the dispatch.
 std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& early,
                                    std::vector<double>& beyond_tick) {
   kcont::runtime_scope scope(rt);
   struct item {
-    callout c;
-    std::int64_t deadline = 0;
+    std::int64_t deadline = 0, due_tick_ns = 0;
     std::atomic<std::int64_t> fired{0};
+    std::unique_ptr<kcont::callout> c;
   };
-  std::vector<item> items(n);
-  std::mt19937 rng(7);
+  const std::int64_t epoch = kcont::machine::epoch_ns(rt);
+  const std::int64_t tick = 1'000'000'000 / static_cast<std::int64_t>(rt.hz());
+  std::vector<item> items(static_cast<std::size_t>(n));
   for (auto& it : items) {
-    callout_init(&it.c, CALLOUT_MPSAFE);
-    callout_bind(&it.c, rt.cpu(1));  // core 1: the arming thread keeps core 0 busy meanwhile
-    int ms = 1 + static_cast<int>(rng() % 100);
-    it.deadline = now_ns() + ms * 1'000'000LL;
-    callout_reset(
-        &it.c, mstohz(ms), [](void* a) { static_cast<item*>(a)->fired.store(now_ns()); }, &it);
+    it.c = std::make_unique<kcont::callout>(rt, [&it] { it.fired.store(now_ns()); });
+    it.c->bind(rt.cpu(1));  // core 1: the arming thread keeps core 0 busy meanwhile
+  }
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<std::int64_t> delay_d(1'000'000, 100'000'000);
+  for (auto& it : items) {
+    const std::int64_t delay = delay_d(rng);
+    const std::int64_t t0 = now_ns();
+    it.deadline = t0 + delay;
+    const std::int64_t ticks = (delay + tick - 1) / tick;  // schedule()'s rounding at this hz
+    it.due_tick_ns = epoch + (t0 + ticks * tick - epoch + tick - 1) / tick * tick;
+    it.c->schedule(std::chrono::nanoseconds(delay));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::vector<double> late;
   early = 0;
   for (auto& it : items) {
+    it.c->halt();
     std::int64_t f = it.fired.load();
     if (f == 0) continue;
     if (f < it.deadline) ++early;
     late.push_back(static_cast<double>(f - it.deadline));
-    const std::int64_t epoch = kcont::machine::epoch_ns(rt), tick = 1'000'000'000 / rt.hz();
-    std::int64_t boundary = epoch + (it.deadline - epoch + tick - 1) / tick * tick;
-    beyond_tick.push_back(static_cast<double>(f - boundary));
-    callout_halt(&it.c, nullptr);
-    callout_destroy(&it.c);
+    beyond_tick.push_back(static_cast<double>(f - it.due_tick_ns));
   }
   return late;
+}
+
+// Jiffies core `cpu` spent busy (user, nice, system, irq, softirq, steal) and stolen, from
+// /proc/stat; {-1, -1} when it cannot be read.
+struct cpu_jiffies {
+  long long busy = -1, steal = -1;
+};
+cpu_jiffies read_cpu_jiffies(unsigned cpu) {
+  cpu_jiffies j;
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr) return j;
+  const std::string want = "cpu" + std::to_string(cpu) + " ";
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, want.c_str(), want.size()) != 0) continue;
+    long long v[8] = {};
+    if (std::sscanf(line + want.size(), "%lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
+                    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+      j.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+      j.steal = v[7];
+    }
+    break;
+  }
+  std::fclose(f);
+  return j;
 }
 
 // The floor for a timer: a thread on core 1 blocked in read(2) on a timerfd armed for an
 // absolute time 1 ms ahead; lateness = wake time - expiry. On a VM a timer interrupt costs more
 // than a cross-core eventfd wake, so this, not the eventfd ping, is the idle wake a callout pays.
-std::vector<double> bench_timerfd_floor(int samples) {
+// Measured first in the area, before any runtime of it starts, while the calling thread only
+// waits in join(): nothing else of the benchmark runs on core 1 (or core 0) meanwhile. The
+// first tenth of the samples warm up and are dropped. `others_busy` gets the share of core 1's
+// time meanwhile that was neither idle nor this thread's (other processes, the hypervisor's
+// steal included; NaN when /proc/stat cannot be read), `steal` the stolen share alone: what was
+// not quiet, from outside the benchmark.
+std::vector<double> bench_timerfd_floor(int samples, double& others_busy, double& steal) {
   std::vector<double> v;
+  v.reserve(static_cast<std::size_t>(samples));
+  double own_s = 0;
+  const cpu_jiffies j0 = read_cpu_jiffies(1);
+  const std::int64_t w0 = now_ns();
   std::thread t([&] {
     pin_this_thread(1);
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    for (int i = 0; i < samples; ++i) {
+    for (int i = 0; i < samples + samples / 10; ++i) {
       std::int64_t due = now_ns() + 1'000'000;
       itimerspec its{};
       its.it_value.tv_sec = due / 1'000'000'000;
       its.it_value.tv_nsec = due % 1'000'000'000;
       ::timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, nullptr);
       std::uint64_t n;
-      if (::read(fd, &n, sizeof n) == sizeof n) v.push_back(static_cast<double>(now_ns() - due));
+      if (::read(fd, &n, sizeof n) == sizeof n && i >= samples / 10)
+        v.push_back(static_cast<double>(now_ns() - due));
     }
     ::close(fd);
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    own_s = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
   });
   t.join();
+  const double wall_s = static_cast<double>(now_ns() - w0) / 1e9;
+  const cpu_jiffies j1 = read_cpu_jiffies(1);
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  others_busy = steal = std::nan("");
+  if (j0.busy >= 0 && j1.busy >= 0 && hz > 0 && wall_s > 0) {
+    others_busy = std::max(0.0, (static_cast<double>(j1.busy - j0.busy) / hz - own_s) / wall_s);
+    steal = static_cast<double>(j1.steal - j0.steal) / hz / wall_s;
+  }
   return v;
 }
 
@@ -295,6 +353,13 @@ void area_callout(context& ctx) {
   kReps = ctx.pick(5, 7);
   const int pairs = ctx.pick(20000, 200000);
   report& rep = ctx.rep();
+
+  // The timer floor first, on a quiet machine: no runtime of this area exists yet.
+  const int floor_samples = std::clamp(ctx.lat().samples, 2000, 10000);
+  ctx.step("idle timer wake floor (timerfd, " + std::to_string(floor_samples) +
+           " samples, before any runtime starts)");
+  double floor_others = 0, floor_steal = 0;
+  std::vector<double> floor_v = bench_timerfd_floor(floor_samples, floor_others, floor_steal);
 
   kcont::runtime rt(ctx.runtime_cfg());
   arm_cancel_case(ctx, rt, false, pairs);
@@ -312,14 +377,26 @@ void area_callout(context& ctx) {
           static_cast<double>(event_get_struct_event_size()), "bytes");
 #endif
   std::printf("\n");
+  const unsigned hz = rt.hz();
   rt.stop();
 
-  ctx.step("idle timer wake floor (timerfd)");
-  std::vector<double> floor_v = bench_timerfd_floor(ctx.pick(300, 3000));
-  const double tick_us = 1e6 / 1000.0;
-  ctx.latency_header("firing lateness, 10^4 callouts over 1-100 ms (hz 1000), ns");
-  latency_summary floor = ctx.latency_row("callout.floor.timerfd",
-                                          "floor: raw timerfd wake 1 ms ahead, core 1", floor_v);
+  const double tick_us = 1e6 / hz;
+  ctx.latency_header("firing lateness, 10^4 callouts due at random ns over 1-100 ms (hz " +
+                     std::to_string(hz) + "), ns");
+  latency_summary floor =
+      ctx.latency_row("callout.floor.timerfd",
+                      "floor: raw timerfd 1 ms ahead, core 1, before runtimes (" +
+                          std::to_string(floor_samples) + ")",
+                      floor_v);
+  std::printf(
+      "  (the floor was measured first, before any runtime of this area started, the calling\n"
+      "   thread waiting in join(); core 1 was %.1f%% busy with other processes meanwhile, %.1f%%\n"
+      "   stolen by the hypervisor)\n",
+      100 * floor_others, 100 * floor_steal);
+  if (std::isfinite(floor_others)) {
+    rep.add("callout.floor.timerfd.core1_others_busy", floor_others, "fraction");
+    rep.add("callout.floor.timerfd.core1_steal", floor_steal, "fraction");
+  }
   for (auto b : ctx.loop_backends()) {
     const std::string loop = kcont::backend_name(b);
     const std::string tag = "." + loop + "_loop";
@@ -329,8 +406,8 @@ void area_callout(context& ctx) {
     std::vector<double> beyond_v;
     auto late_v = bench_lateness(rtl, 10000, early, beyond_v);
     rtl.stop();
-    latency_summary late =
-        ctx.latency_row("callout.lateness" + tag, "fire - deadline (" + loop + " loop)", late_v);
+    latency_summary late = ctx.latency_row("callout.lateness" + tag,
+                                           "fire - exact ns deadline (" + loop + " loop)", late_v);
     ctx.latency_row("callout.lateness.beyond_tick" + tag,
                     "fire - start of the due tick (" + loop + " loop)", beyond_v);
     rep.add("callout.lateness" + tag + ".max", late.all.max, "ns");
@@ -340,6 +417,11 @@ void area_callout(context& ctx) {
                 tick_us + floor.all.p99 / 1000,
                 late.all.p99 <= tick_us * 1000 + floor.all.p99 ? "met" : "NOT met");
   }
+  std::printf(
+      "  (deadlines at arbitrary ns: schedule() rounds the delay up to whole ticks and\n"
+      "   the callout fires at the first tick boundary after that, so up to 2 ticks of\n"
+      "   fire - deadline are rounding by design; fire - start of the due tick is the\n"
+      "   wake-up and the dispatch alone)\n");
 }
 
 }  // namespace kcont_bench
