@@ -169,7 +169,9 @@ void warn_fired(const char* who, const deadline_case& dc, std::uint64_t fired) {
 }
 
 // One case at the four pending counts: rows, ratios (peer / kcont), plot data.
-void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs) {
+// Asio pays microseconds a pair where kcont and libevent pay ~100 ns: it runs `asio_pairs`
+// (fewer, so that a full run stays in minutes) per repetition of each of its two variants.
+void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs, int asio_pairs) {
   const std::size_t sizes[] = {1000, 10000, 100000, 1000000};
   const char* names[] = {"P1e3", "P1e4", "P1e5", "P1e6"};
   const char* label = among ? "among" : "earliest";
@@ -177,7 +179,8 @@ void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs) {
                   (among ? "the new deadline at a random place among the pending ones (all "
                            "over 20-120 s)"
                          : "the new deadline (1-66 s) earlier than every pending one (1-2 h)") +
-                  "; " + std::to_string(kReps) + " reps of " + std::to_string(pairs) + " pairs");
+                  "; " + std::to_string(kReps) + " reps of " + std::to_string(pairs) +
+                  " pairs (Asio " + std::to_string(asio_pairs) + ")");
   double kcont_small = 0, kcont_large = 0;
   std::string prefix;
   for (int i = 0; i < 4; ++i) {
@@ -193,7 +196,7 @@ void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs) {
     cost k = bench_kcont(rt, dc, pairs, kfired);
     ctx.step(step + "asio::steady_timer");
     asio_arm_cancel_result a =
-        asio_timer_arm_cancel(dc.pending_us, dc.armed_us, pairs, kReps, kAsioBatch);
+        asio_timer_arm_cancel(dc.pending_us, dc.armed_us, asio_pairs, kReps, kAsioBatch);
     spread ks =
         ctx.cost_row(base + ".kcont", "callout_reset + callout_stop" + at, k.ns, "ns/op", k.allocs);
     spread ab =
@@ -229,6 +232,64 @@ void arm_cancel_case(context& ctx, kcont::runtime& rt, bool among, int pairs) {
             std::string("kcont at P = 10^6 / at P = 10^3 (") + label + ")",
             kcont_large / kcont_small);
 }
+
+// How busy other processes kept some cores over an interval, from /proc/stat: (busy jiffies of
+// those cores - this process's CPU time meanwhile) / (wall time * cores), clamped to 0..1
+// (jiffies are coarse), and the hypervisor's steal alone; NaN when /proc/stat cannot be read.
+// What was not quiet, from outside the benchmark.
+class others_busy_probe {
+ public:
+  explicit others_busy_probe(int cpu) : cpu_(cpu) { start_ = sample(); }  // cpu -1: all cores
+  struct result {
+    double busy = std::nan(""), steal = std::nan("");
+  };
+  result finish() const {
+    const snapshot end = sample();
+    result r;
+    const double wall = static_cast<double>(end.wall_ns - start_.wall_ns) / 1e9;
+    const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    if (start_.busy < 0 || end.busy < 0 || hz <= 0 || wall <= 0) return r;
+    const double cores =
+        cpu_ >= 0 ? 1.0 : static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+    const double own = end.own_s - start_.own_s;
+    r.busy = std::clamp((static_cast<double>(end.busy - start_.busy) / hz - own) / (wall * cores),
+                        0.0, 1.0);
+    r.steal = static_cast<double>(end.steal - start_.steal) / hz / (wall * cores);
+    return r;
+  }
+
+ private:
+  struct snapshot {
+    long long busy = -1, steal = -1;  // jiffies: user nice system irq softirq steal; steal
+    double own_s = 0;                 // this process's CPU time
+    std::int64_t wall_ns = 0;
+  };
+  snapshot sample() const {
+    snapshot sn;
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    sn.own_s = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+    sn.wall_ns = now_ns();
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (f == nullptr) return sn;
+    const std::string want = cpu_ >= 0 ? "cpu" + std::to_string(cpu_) + " " : "cpu ";
+    char line[512];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::strncmp(line, want.c_str(), want.size()) != 0) continue;
+      long long v[8] = {};
+      if (std::sscanf(line + want.size(), "%lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
+                      &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+        sn.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+        sn.steal = v[7];
+      }
+      break;
+    }
+    std::fclose(f);
+    return sn;
+  }
+  int cpu_;
+  snapshot start_;
+};
 
 // 10^4 callouts (the C++ face, kcont::callout, on core 1) due at arbitrary nanoseconds over
 // 1-100 ms: lateness = fire time - the exact deadline asked for (arm time + delay); `early`
@@ -276,46 +337,15 @@ std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& earl
   return late;
 }
 
-// Jiffies core `cpu` spent busy (user, nice, system, irq, softirq, steal) and stolen, from
-// /proc/stat; {-1, -1} when it cannot be read.
-struct cpu_jiffies {
-  long long busy = -1, steal = -1;
-};
-cpu_jiffies read_cpu_jiffies(unsigned cpu) {
-  cpu_jiffies j;
-  std::FILE* f = std::fopen("/proc/stat", "r");
-  if (f == nullptr) return j;
-  const std::string want = "cpu" + std::to_string(cpu) + " ";
-  char line[512];
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, want.c_str(), want.size()) != 0) continue;
-    long long v[8] = {};
-    if (std::sscanf(line + want.size(), "%lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1],
-                    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
-      j.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-      j.steal = v[7];
-    }
-    break;
-  }
-  std::fclose(f);
-  return j;
-}
-
 // The floor for a timer: a thread on core 1 blocked in read(2) on a timerfd armed for an
 // absolute time 1 ms ahead; lateness = wake time - expiry. On a VM a timer interrupt costs more
 // than a cross-core eventfd wake, so this, not the eventfd ping, is the idle wake a callout pays.
 // Measured first in the area, before any runtime of it starts, while the calling thread only
 // waits in join(): nothing else of the benchmark runs on core 1 (or core 0) meanwhile. The
-// first tenth of the samples warm up and are dropped. `others_busy` gets the share of core 1's
-// time meanwhile that was neither idle nor this thread's (other processes, the hypervisor's
-// steal included; NaN when /proc/stat cannot be read), `steal` the stolen share alone: what was
-// not quiet, from outside the benchmark.
-std::vector<double> bench_timerfd_floor(int samples, double& others_busy, double& steal) {
+// first tenth of the samples warm up and are dropped.
+std::vector<double> bench_timerfd_floor(int samples) {
   std::vector<double> v;
   v.reserve(static_cast<std::size_t>(samples));
-  double own_s = 0;
-  const cpu_jiffies j0 = read_cpu_jiffies(1);
-  const std::int64_t w0 = now_ns();
   std::thread t([&] {
     pin_this_thread(1);
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -331,19 +361,8 @@ std::vector<double> bench_timerfd_floor(int samples, double& others_busy, double
         v.push_back(static_cast<double>(now_ns() - due));
     }
     ::close(fd);
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    own_s = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
   });
   t.join();
-  const double wall_s = static_cast<double>(now_ns() - w0) / 1e9;
-  const cpu_jiffies j1 = read_cpu_jiffies(1);
-  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  others_busy = steal = std::nan("");
-  if (j0.busy >= 0 && j1.busy >= 0 && hz > 0 && wall_s > 0) {
-    others_busy = std::max(0.0, (static_cast<double>(j1.busy - j0.busy) / hz - own_s) / wall_s);
-    steal = static_cast<double>(j1.steal - j0.steal) / hz / wall_s;
-  }
   return v;
 }
 
@@ -358,12 +377,14 @@ void area_callout(context& ctx) {
   const int floor_samples = std::clamp(ctx.lat().samples, 2000, 10000);
   ctx.step("idle timer wake floor (timerfd, " + std::to_string(floor_samples) +
            " samples, before any runtime starts)");
-  double floor_others = 0, floor_steal = 0;
-  std::vector<double> floor_v = bench_timerfd_floor(floor_samples, floor_others, floor_steal);
+  const others_busy_probe floor_probe(1);
+  std::vector<double> floor_v = bench_timerfd_floor(floor_samples);
+  const others_busy_probe::result floor_others = floor_probe.finish();
 
   kcont::runtime rt(ctx.runtime_cfg());
-  arm_cancel_case(ctx, rt, false, pairs);
-  arm_cancel_case(ctx, rt, true, pairs);
+  const int asio_pairs = ctx.pick(20000, 50000);
+  arm_cancel_case(ctx, rt, false, pairs, asio_pairs);
+  arm_cancel_case(ctx, rt, true, pairs, asio_pairs);
   std::printf(
       "\nbytes per pending timer: struct callout %zu (plus a fixed 16 KiB wheel per CPU); "
       "asio::steady_timer %zu + its wait operation on the heap",
@@ -392,10 +413,10 @@ void area_callout(context& ctx) {
       "  (the floor was measured first, before any runtime of this area started, the calling\n"
       "   thread waiting in join(); core 1 was %.1f%% busy with other processes meanwhile, %.1f%%\n"
       "   stolen by the hypervisor)\n",
-      100 * floor_others, 100 * floor_steal);
-  if (std::isfinite(floor_others)) {
-    rep.add("callout.floor.timerfd.core1_others_busy", floor_others, "fraction");
-    rep.add("callout.floor.timerfd.core1_steal", floor_steal, "fraction");
+      100 * floor_others.busy, 100 * floor_others.steal);
+  if (std::isfinite(floor_others.busy)) {
+    rep.add("callout.floor.timerfd.core1_others_busy", floor_others.busy, "fraction");
+    rep.add("callout.floor.timerfd.core1_steal", floor_others.steal, "fraction");
   }
   for (auto b : ctx.loop_backends()) {
     const std::string loop = kcont::backend_name(b);
@@ -404,7 +425,9 @@ void area_callout(context& ctx) {
     ctx.step("firing lateness, " + loop + " loop");
     std::int64_t early = 0;
     std::vector<double> beyond_v;
+    const others_busy_probe probe(-1);
     auto late_v = bench_lateness(rtl, 10000, early, beyond_v);
+    const others_busy_probe::result others = probe.finish();
     rtl.stop();
     latency_summary late = ctx.latency_row("callout.lateness" + tag,
                                            "fire - exact ns deadline (" + loop + " loop)", late_v);
@@ -416,6 +439,11 @@ void area_callout(context& ctx) {
                 loop.c_str(), static_cast<long long>(early), late.all.p99 / 1000,
                 tick_us + floor.all.p99 / 1000,
                 late.all.p99 <= tick_us * 1000 + floor.all.p99 ? "met" : "NOT met");
+    std::printf(
+        "  %s loop: other processes kept the machine %.1f%% busy meanwhile (%.1f%% steal)\n",
+        loop.c_str(), 100 * others.busy, 100 * others.steal);
+    if (std::isfinite(others.busy))
+      rep.add("callout.lateness" + tag + ".others_busy", others.busy, "fraction");
   }
   std::printf(
       "  (deadlines at arbitrary ns: schedule() rounds the delay up to whole ticks and\n"
