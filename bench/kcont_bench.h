@@ -7,6 +7,7 @@
 
 #include <kcont/runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -20,9 +21,12 @@ namespace kcont_bench {
 
 // What --plots draws (bench/plots.gp).
 struct plot_data {
+  struct arm_cancel_series {  // ns per arm+cancel pair; NaN: not run (libevent not built)
+    double kcont = NAN, asio = NAN, asio_poll_each = NAN, libevent = NAN;  // asio: poll per 64
+  };
   struct arm_cancel_row {
-    double pending;
-    double kcont, asio, libevent;  // ns per arm+cancel; libevent NaN when not built
+    double pending = 0;
+    arm_cancel_series earliest, among;  // the two deadline cases (area_callout.cpp)
   };
   struct cdf_series {
     std::string label;

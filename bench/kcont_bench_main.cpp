@@ -11,7 +11,8 @@ using namespace kcont_bench;
 const std::vector<area>& kcont_bench::all_areas() {
   static const std::vector<area> areas = {
       {"softint", "softint_schedule -> handler latency, coalesced schedule cost", area_softint},
-      {"callout", "arm+cancel cost at 10^3..10^6 pending, firing lateness", area_callout},
+      {"callout", "arm+cancel cost at 10^3..10^6 pending (earliest and among), firing lateness",
+       area_callout},
       {"task", "task_add -> run latency and task_add cost (taskq)", area_task},
       {"taskctx", "task_dispatch vs std::mutex and asio::strand", area_taskctx},
       {"workqueue", "cross-CPU enqueue latency, WQ_ELASTIC vs fixed workers", area_workqueue},

@@ -1,5 +1,7 @@
 // --plots DIR: the data files for bench/plots.gp and the gnuplot run that renders them.
-//   callout_arm_cancel.dat  pending, kcont, asio, libevent (ns per arm+cancel; NaN: not run)
+//   callout_arm_cancel.dat  pending, then kcont, asio (poll per 64), asio (poll per pair),
+//                           libevent for the 'earliest' case, then the same for 'among' (ns per
+//                           arm+cancel; NaN: not run)
 //   latency_cdf.dat         one block per mechanism ("label" header, then ns and fraction)
 //   nic_pps.dat             mode, Mpps at TX ring 32, Mpps at TX ring 256
 // Without gnuplot (or without data for a plot) the data files are still written and the line
@@ -55,10 +57,15 @@ std::string write_plots(const std::string& dir, const plot_data& data) {
   if (ec) return "plots skipped: cannot create " + dir + ": " + ec.message();
   {
     std::ofstream f(fs::path(dir) / "callout_arm_cancel.dat");
-    f << "# pending kcont asio libevent (ns per arm+cancel pair, median)\n";
-    for (const auto& r : data.arm_cancel)
-      f << num(r.pending) << ' ' << num(r.kcont) << ' ' << num(r.asio) << ' ' << num(r.libevent)
-        << '\n';
+    f << "# pending, then kcont asio asio_poll_each libevent for 'earliest', then the same for "
+         "'among' (ns per arm+cancel pair, median; asio: one poll() per 64 pairs)\n";
+    for (const auto& r : data.arm_cancel) {
+      f << num(r.pending);
+      for (const auto* c : {&r.earliest, &r.among})
+        f << ' ' << num(c->kcont) << ' ' << num(c->asio) << ' ' << num(c->asio_poll_each) << ' '
+          << num(c->libevent);
+      f << '\n';
+    }
   }
   {
     std::ofstream f(fs::path(dir) / "latency_cdf.dat");

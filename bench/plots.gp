@@ -1,6 +1,7 @@
 # kcont-bench --plots DIR renders these from the data files it writes in DIR:
 #   gnuplot -e "datadir='DIR'; ncdf=N; have_callout=1; have_nic=1" bench/plots.gp
-# (a) callout_arm_cancel.png: arm+cancel cost against the number of pending timers, log x;
+# (a) callout_arm_cancel.png: arm+cancel cost against the number of pending timers, log x, in
+#     both deadline cases (earliest, among);
 # (b) latency_cdf.png: CDFs of schedule -> run latency per mechanism and the eventfd floor, log x;
 # (c) nic_pps.png: simulated NIC packets per second by start mode and TX ring size.
 if (!exists("datadir")) datadir = "."
@@ -19,14 +20,23 @@ if (have_callout) {
   set format x "10^{%L}"
   set xlabel "timers already pending"
   set ylabel "ns per arm+cancel (log)"
-  set key top left
+  set key top left maxrows 4 font ",8"
   set xrange [500:2e6]
-  plot datadir."/callout_arm_cancel.dat" using 1:2 with linespoints lw 2 pt 7 title "kcont callout", \
-       "" using 1:3 with linespoints lw 2 pt 5 title "Asio steady\\_timer", \
-       "" using 1:4 with linespoints lw 2 pt 9 title "libevent evtimer"
+  set yrange [*:1e5]  # room above the Asio rows for the key
+  # Columns: 1 pending; 2-5 'earliest' (kcont, Asio poll per 64, Asio poll per pair, libevent);
+  # 6-9 'among', the same. Solid: earliest; dashed: among; Asio's poll-per-pair row dotted.
+  plot datadir."/callout_arm_cancel.dat" using 1:2 with linespoints lw 2 pt 7 lc 1 \
+         title "kcont callout, earliest", \
+       "" using 1:6 with linespoints lw 2 dt 2 pt 6 lc 1 title "kcont callout, among", \
+       "" using 1:3 with linespoints lw 2 pt 5 lc 2 title "Asio steady\\_timer (poll/64), earliest", \
+       "" using 1:7 with linespoints lw 2 dt 2 pt 4 lc 2 title "Asio steady\\_timer (poll/64), among", \
+       "" using 1:4 with linespoints lw 1 dt 3 pt 5 lc 4 title "Asio (poll per pair), earliest", \
+       "" using 1:5 with linespoints lw 2 pt 9 lc 3 title "libevent evtimer, earliest", \
+       "" using 1:9 with linespoints lw 2 dt 2 pt 8 lc 3 title "libevent evtimer, among"
   unset logscale
   set format x "% h"
   set xrange [*:*]
+  set yrange [*:*]
 }
 
 if (ncdf > 0) {
