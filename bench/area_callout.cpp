@@ -293,11 +293,10 @@ class others_busy_probe {
 
 // 10^4 callouts (the C++ face, kcont::callout, on core 1) due at arbitrary nanoseconds over
 // 1-100 ms: lateness = fire time - the exact deadline asked for (arm time + delay); `early`
-// counts those that fired before it (must be 0). schedule() rounds the delay up to whole ticks
-// and the callout fires at the first tick boundary at least that many ticks after the arm
-// (callout.h), so up to two ticks of the lateness are rounding by design. `beyond_tick` gets
-// fire time - start of the tick the callout was due in (that boundary, computed from the time
-// taken just before the arm, so never later than the real one): the wake-up and the dispatch.
+// counts those that fired before it (must be 0). schedule() fires at the first tick boundary
+// at or after arm time + delay (callout.h), so up to one tick of the lateness is rounding by
+// design. `beyond_tick` gets fire time - that boundary (computed from the time taken just
+// before the arm, so never later than the real one): the wake-up and the dispatch.
 std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& early,
                                    std::vector<double>& beyond_tick) {
   kcont::runtime_scope scope(rt);
@@ -319,8 +318,7 @@ std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& earl
     const std::int64_t delay = delay_d(rng);
     const std::int64_t t0 = now_ns();
     it.deadline = t0 + delay;
-    const std::int64_t ticks = (delay + tick - 1) / tick;  // schedule()'s rounding at this hz
-    it.due_tick_ns = epoch + (t0 + ticks * tick - epoch + tick - 1) / tick * tick;
+    it.due_tick_ns = epoch + (it.deadline - epoch + tick - 1) / tick * tick;  // first boundary
     it.c->schedule(std::chrono::nanoseconds(delay));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -446,10 +444,9 @@ void area_callout(context& ctx) {
       rep.add("callout.lateness" + tag + ".others_busy", others.busy, "fraction");
   }
   std::printf(
-      "  (deadlines at arbitrary ns: schedule() rounds the delay up to whole ticks and\n"
-      "   the callout fires at the first tick boundary after that, so up to 2 ticks of\n"
-      "   fire - deadline are rounding by design; fire - start of the due tick is the\n"
-      "   wake-up and the dispatch alone)\n");
+      "  (deadlines at arbitrary ns: the callout fires at the first tick boundary at or\n"
+      "   after the deadline, so up to 1 tick of fire - deadline is rounding by design;\n"
+      "   fire - start of the due tick is the wake-up and the dispatch alone)\n");
 }
 
 }  // namespace kcont_bench

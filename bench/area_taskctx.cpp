@@ -10,7 +10,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include "alloc_count.h"
 #include "kcont_bench.h"
@@ -170,14 +172,26 @@ void area_taskctx(context& ctx) {
       for (task& t : tasks) task_set(&t, bump, nullptr);
     }
   };
-  // Runs are counted by g_counter (bump()), which only these tasks touch meanwhile.
+  // Runs are counted by g_counter (bump()), which only these tasks touch meanwhile. The rings
+  // outlive the threads: a thread's last tasks may still be queued in the taskctx (run by the
+  // other thread) when it exits, so they are freed only after taskctx_barrier.
+  std::vector<std::unique_ptr<task_ring>> rings;
+  std::mutex rings_mu;
   contended_result dc = contended(
       ops / 4,
       [&] {
-        thread_local task_ring ring;
-        task_dispatch(&tc, &ring.tasks[ring.next++ % 1024]);
+        thread_local task_ring* ring = nullptr;
+        thread_local const void* ring_owner = nullptr;  // the rings of this run, not a past one
+        if (ring_owner != &rings) {
+          std::lock_guard<std::mutex> lk(rings_mu);
+          rings.push_back(std::make_unique<task_ring>());
+          ring = rings.back().get();
+          ring_owner = &rings;
+        }
+        task_dispatch(&tc, &ring->tasks[ring->next++ % 1024]);
       },
       &g_counter);
+  taskctx_barrier(&tc);  // every queued task has run: the rings may go
   std::mutex mu;
   contended_result mc = contended(ops / 4, [&] {  // every lock+unlock runs the work once
     std::lock_guard<std::mutex> lk(mu);
