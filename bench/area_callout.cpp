@@ -4,7 +4,7 @@
 // evtimer_del on a plain event_base), in the same run, in two deadline cases: "earliest" (the
 // armed deadline is earlier than every pending one) and "among" (it falls at a random place
 // among them); bytes per pending timer; and firing lateness (fire time - deadline) of 10^4
-// callouts due at arbitrary nanoseconds over 1-100 ms, against a raw timerfd floor measured
+// callouts due at arbitrary nanoseconds, about one per tick, against a raw timerfd floor measured
 // first, on a quiet core.
 #include <kcont/callout.h>
 #include <kcont/internal/machine_hooks.h>
@@ -291,12 +291,14 @@ class others_busy_probe {
   snapshot start_;
 };
 
-// 10^4 callouts (the C++ face, kcont::callout, on core 1) due at arbitrary nanoseconds over
-// 1-100 ms: lateness = fire time - the exact deadline asked for (arm time + delay); `early`
-// counts those that fired before it (must be 0). schedule() fires at the first tick boundary
-// at or after arm time + delay (callout.h), so up to one tick of the lateness is rounding by
-// design. `beyond_tick` gets fire time - that boundary (computed from the time taken just
-// before the arm, so never later than the real one): the wake-up and the dispatch.
+// n callouts (the C++ face, kcont::callout, on core 1) due at arbitrary nanoseconds over 1..n
+// ms (about one per tick, as the floor takes one wake per millisecond: a VM's occasional
+// millisecond stall then weighs the same in both; with 100 callouts per tick one stall would
+// move a whole percentile): lateness = fire time - the exact deadline asked for (arm time + delay);
+// `early` counts those that fired before it (must be 0). schedule() fires at the first tick
+// boundary at or after arm time + delay (callout.h), so up to one tick of the lateness is rounding
+// by design. `beyond_tick` gets fire time - that boundary (computed from the time taken just before
+// the arm, so never later than the real one): the wake-up and the dispatch.
 std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& early,
                                    std::vector<double>& beyond_tick) {
   kcont::runtime_scope scope(rt);
@@ -313,7 +315,7 @@ std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& earl
     it.c->bind(rt.cpu(1));  // core 1: the arming thread keeps core 0 busy meanwhile
   }
   std::mt19937_64 rng(7);
-  std::uniform_int_distribution<std::int64_t> delay_d(1'000'000, 100'000'000);
+  std::uniform_int_distribution<std::int64_t> delay_d(1'000'000, n * 1'000'000LL);
   for (auto& it : items) {
     const std::int64_t delay = delay_d(rng);
     const std::int64_t t0 = now_ns();
@@ -321,7 +323,7 @@ std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& earl
     it.due_tick_ns = epoch + (it.deadline - epoch + tick - 1) / tick * tick;  // first boundary
     it.c->schedule(std::chrono::nanoseconds(delay));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(n + 300));
   std::vector<double> late;
   early = 0;
   for (auto& it : items) {
@@ -400,8 +402,9 @@ void area_callout(context& ctx) {
   rt.stop();
 
   const double tick_us = 1e6 / hz;
-  ctx.latency_header("firing lateness, 10^4 callouts due at random ns over 1-100 ms (hz " +
-                     std::to_string(hz) + "), ns");
+  ctx.latency_header("firing lateness, " + std::to_string(floor_samples) +
+                     " callouts due at random ns over 1-" + std::to_string(floor_samples) +
+                     " ms (hz " + std::to_string(hz) + "), ns");
   latency_summary floor =
       ctx.latency_row("callout.floor.timerfd",
                       "floor: raw timerfd 1 ms ahead, core 1, before runtimes (" +
@@ -424,7 +427,7 @@ void area_callout(context& ctx) {
     std::int64_t early = 0;
     std::vector<double> beyond_v;
     const others_busy_probe probe(-1);
-    auto late_v = bench_lateness(rtl, 10000, early, beyond_v);
+    auto late_v = bench_lateness(rtl, floor_samples, early, beyond_v);
     const others_busy_probe::result others = probe.finish();
     rtl.stop();
     latency_summary late = ctx.latency_row("callout.lateness" + tag,
