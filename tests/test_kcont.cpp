@@ -397,22 +397,27 @@ TEST_CASE("on one CPU, pending continuations of higher-priority thread queues st
     std::atomic<int> inside{0};
     std::atomic<bool> release{false};
   } g;
-  // kpause is a blocking point: a sleeping continuation does not hold lower levels back.
+  // The blockers spin (yield is not a kcont blocking point), so each keeps its level's worker
+  // and nothing starts until every item is queued. They start lowest level first: a running
+  // continuation is never preempted, and a higher level does not wait for a lower one. (They
+  // used to kpause, and a sleeping continuation lets its level's other work and lower levels
+  // run: an item of level 1 could start while the test thread, descheduled under load, had
+  // not yet queued the last of level 0.)
   auto block = [](void* a, kcont_t*) {
     auto* p = static_cast<gate*>(a);
     ++p->inside;
-    while (!p->release) kpause("block", false, 1, nullptr);
+    while (!p->release) std::this_thread::yield();
   };
   struct release_on_exit {
     gate& g;
     ~release_on_exit() { g.release = true; }
   } guard{g};
   kcont_t blockers[4];
-  for (int l = 0; l < 4; ++l) {
+  for (int l = 3; l >= 0; --l) {
     REQUIRE(kcont_init(&blockers[l], wqs[l], nullptr, block, &g, 0) == 0);
     REQUIRE(kcont_schedule(&blockers[l], rt.cpu(1), 0) == 0);
+    REQUIRE(wait_until([&] { return g.inside.load() == 4 - l; }));
   }
-  REQUIRE(wait_until([&] { return g.inside.load() == 4; }));
 
   std::mutex mu;
   std::vector<int> order;
