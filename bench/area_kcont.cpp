@@ -12,6 +12,8 @@
 
 #include <memory>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include <kcont/histogram.h>
 #include <kcont/mutex.h>
@@ -67,6 +69,66 @@ std::vector<double> bench_schedule_no_wakeup(kcont::runtime& rt, std::uint64_t& 
   softint_disestablish(si);
   allocs = x.allocs;
   return x.ns;
+}
+
+// Issue 18, item 4: a continuation re-scheduled from its own func, the full cycle (schedule ->
+// the next run of func) on CPU 1, per cycle over n cycles, median of kReps repetitions.
+std::vector<double> bench_resched_cycle(kcont::runtime& rt, kcont_wq_t* wq) {
+  kcont::runtime_scope scope(rt);
+  constexpr int n = 20000;
+  struct state {
+    int runs = 0;
+    std::int64_t t0 = 0, t1 = 0;
+    std::atomic<bool> done{false};
+  } st;
+  kcont_t kc;
+  kcont_init(
+      &kc, wq, nullptr,
+      [](void* a, kcont_t* self) {
+        auto* s = static_cast<state*>(a);
+        if (++s->runs == 1) s->t0 = now_ns();
+        if (s->runs < n) {
+          kcont_schedule(self, nullptr, 0);
+        } else {
+          s->t1 = now_ns();
+          s->done.store(true, std::memory_order_release);
+        }
+      },
+      &st, 0);
+  std::vector<double> ns;
+  for (int r = 0; r < kReps; ++r) {
+    st.runs = 0;
+    st.done = false;
+    kcont_schedule(&kc, rt.cpu(1), 0);
+    while (!st.done.load(std::memory_order_acquire))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ns.push_back(static_cast<double>(st.t1 - st.t0) / (n - 1));
+  }
+  kcont_destroy(&kc);
+  return ns;
+}
+
+// An uncontended std::mutex lock+unlock, with a second thread alive (glibc skips its atomics in
+// a single-threaded process), median of kReps repetitions.
+std::vector<double> bench_mutex_pair_kcont_area() {
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  std::mutex mu;
+  std::vector<double> ns;
+  constexpr int n = 1000000;
+  for (int r = 0; r < kReps; ++r) {
+    const std::int64_t t0 = now_ns();
+    for (int i = 0; i < n; ++i) {
+      mu.lock();
+      mu.unlock();
+    }
+    ns.push_back(static_cast<double>(now_ns() - t0) / n);
+  }
+  stop = true;
+  other.join();
+  return ns;
 }
 
 // One-way kcont_schedule(kc, ci, 0) -> func start, from this thread (core 0) to CPU 1.
@@ -383,6 +445,22 @@ void area_kcont(context& ctx) {
   ctx.cost_row("kcont.cost.schedule_no_wakeup",
                "kcont_schedule(kc, NULL, 0), no wake-up (handler on the CPU)", sched, "ns/op",
                allocs);
+  ctx.step("re-schedule from its own func, full cycle");
+  spread soft_cycle =
+      ctx.cost_row("kcont.cost.resched_cycle.softnet",
+                   "re-scheduled from its own func, schedule -> next run (wq_softnet)",
+                   bench_resched_cycle(rt, wq_softnet), "ns/cycle");
+  spread thread_cycle =
+      ctx.cost_row("kcont.cost.resched_cycle.prihigh",
+                   "re-scheduled from its own func, schedule -> next run (wq_prihigh)",
+                   bench_resched_cycle(rt, wq_prihigh), "ns/cycle");
+  spread pair = ctx.cost_row("kcont.cost.peer.mutex_pair",
+                             "peer: uncontended std::mutex lock+unlock (second thread alive)",
+                             bench_mutex_pair_kcont_area(), "ns/op");
+  ctx.ratio("kcont.cost.resched_cycle.softnet_over_mutex_pair",
+            "re-schedule cycle / mutex pair (wq_softnet; bar <= 2)", soft_cycle.value / pair.value);
+  ctx.ratio("kcont.cost.resched_cycle.prihigh_over_mutex_pair",
+            "re-schedule cycle / mutex pair (wq_prihigh)", thread_cycle.value / pair.value);
 
   ctx.step("timer path at 10^5 pending: kcont");
   const int pairs = ctx.pick(20000, 200000);
