@@ -182,8 +182,7 @@ namespace kcont {
 callout::callout(std::function<void()> fn, unsigned flags)
     : callout(runtime::current(), std::move(fn), flags) {}
 
-callout::callout(runtime& rt, std::function<void()> fn, unsigned flags)
-    : fn_(std::move(fn)) {
+callout::callout(runtime& rt, std::function<void()> fn, unsigned flags) : fn_(std::move(fn)) {
   runtime_scope scope(rt);
   callout_init(&c_, flags);
 }

@@ -7,6 +7,8 @@
 #include "runtime_impl.h"
 #include "softint_run.h"
 
+#include <kcont/internal/spin.h>
+
 namespace kcont::detail {
 namespace {
 
@@ -38,33 +40,19 @@ void leave_loop(cpu_info* ci, bool quiet) {
   cpu_leave(ci, quiet);
 }
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 // Spin-then-park: after running work, poll for up to the runtime's spin window before going to
 // sleep. The CPU stays CPU_AWAKE meanwhile, so producers push and do not wake it (no system
 // call on either side). Returns true when work, a due clock or a stop request came.
 bool spin_for_work(cpu_info* ci, std::int64_t window_ns) {
-  const std::int64_t end = now_ns() + window_ns;
-  for (unsigned i = 1;; ++i) {
-    if (ci->any_pending() || ci->stop_requested.load(std::memory_order_relaxed)) break;
-    const std::int64_t due = ci->deadline.load(std::memory_order_relaxed);
-    if (due != kNoDeadline || (i % 64 == 0 && now_ns() > end)) {
-      if (due != kNoDeadline && ci->rt->clock_now() >= due) break;
-      if (now_ns() > end) {
-        ci->spin_misses.bump();
-        return false;
-      }
-    }
-    cpu_relax();
-  }
-  ci->spin_hits.bump();
-  return true;
+  const bool came = internal::spin_until(
+      [ci] {
+        if (ci->any_pending() || ci->stop_requested.load(std::memory_order_relaxed)) return true;
+        const std::int64_t due = ci->deadline.load(std::memory_order_relaxed);
+        return due != kNoDeadline && ci->rt->clock_now() >= due;
+      },
+      window_ns);
+  (came ? ci->spin_hits : ci->spin_misses).bump();
+  return came;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <kcont/internal/lockdebug.h>
 #include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/spin.h>
 #include <kcont/internal/thread_setup.h>
 
 #include <sys/resource.h>
@@ -38,27 +39,6 @@ struct worker {
   // (spin-then-park); cleared by the worker when it takes the instance.
   std::atomic<bool> handed{false};
 };
-
-namespace {
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-// Spin-then-park for a worker that just served an instance: polls `handed` for up to
-// `window_ns` before it waits on its condition variable. Returns whether it was handed one.
-bool spin_for_handoff(const worker* w, std::int64_t window_ns) {
-  const std::int64_t end = machine::now_ns() + window_ns;
-  for (unsigned i = 1;; ++i) {
-    if (w->handed.load(std::memory_order_acquire)) return true;
-    if (i % 64 == 0 && machine::now_ns() > end) return false;
-    cpu_relax();
-  }
-}
-}  // namespace
 
 namespace {
 
@@ -209,7 +189,8 @@ void pool::worker_main(worker* w) {
       idle.push_back(w);
       if (spin_ns > 0 && !stopping) {  // idle, but work may follow at once: poll a while
         lk.unlock();
-        const bool handed = spin_for_handoff(w, spin_ns);
+        const bool handed = internal::spin_until(
+            [w] { return w->handed.load(std::memory_order_acquire); }, spin_ns);
         (handed ? eng.spin_hits : eng.spin_misses).fetch_add(1, std::memory_order_relaxed);
         lk.lock();
       }

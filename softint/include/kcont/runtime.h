@@ -60,9 +60,9 @@ struct runtime_config {
 
   // Defaults overridden by KCONT_NCPU (0..1024), KCONT_HZ (1..100000), KCONT_BACKEND
   // (asio, libevent), KCONT_PIN (0/1), KCONT_INITIAL_TICKS (0..4294967295), KCONT_SPIN_US
-  // (0..10000); numbers are plain decimal digits. An unset or empty variable keeps the default. Any other value throws
-  // std::invalid_argument naming the variable and its range (never wrapped or ignored). The
-  // lazily started default runtime lets it out of the call that started it (curcpu(),
+  // (0..10000); numbers are plain decimal digits. An unset or empty variable keeps the default. Any
+  // other value throws std::invalid_argument naming the variable and its range (never wrapped or
+  // ignored). The lazily started default runtime lets it out of the call that started it (curcpu(),
   // softint_establish, ...): uncaught, the program ends with that message and SIGABRT.
   static runtime_config from_env();
 };
