@@ -4,7 +4,8 @@
 //   level_gate.cpp   strict priority among the four predefined thread levels of one CPU;
 //   drain.cpp        running a kqueue: lock-associated ordering, lock waiters, bounded passes;
 //   state.cpp        the kernel-style API: the PENDING/EXPIRED/INVOKING state machine;
-//   continuation.cpp the RAII face.
+//   continuation.cpp the RAII face;
+//   coro.cpp         the coroutine awaitables of <kcont/coro.h> (sleeps, taskq and taskctx hops).
 //
 // Each queue (kcont_wq_t) is bound, per runtime, to one kqueue per CPU (or one in all): a FIFO
 // of runnable continuations and a way to get it drained on its CPU — a softint of the queue's

@@ -188,3 +188,11 @@ void taskctx_barrier(taskctx* tc) {
   std::unique_lock<std::mutex> lk(b.mu);
   b.cv.wait(lk, [&] { return b.done; });
 }
+
+bool kcont::detail::taskctx_withdraw(taskctx* tc, task* t) {
+  std::lock_guard<std::mutex> lk(tc->tc_mtx);
+  if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0) return false;
+  tc->tc_worklist.erase(tc->tc_worklist.iterator_to(*t));
+  t->t_flags.fetch_and(~TASK_ONQUEUE);
+  return true;
+}

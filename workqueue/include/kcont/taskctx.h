@@ -39,3 +39,10 @@ struct taskctx {
 void taskctx_init(taskctx* tc, int ipl);
 void task_dispatch(taskctx* tc, task* t);
 void taskctx_barrier(taskctx* tc);
+
+namespace kcont::detail {
+// Takes t off tc's queue if it is still queued there (not yet taken by the thread inside);
+// returns whether it did. Not an OpenBSD call (taskctx has no task_del): the coroutine
+// awaitable dispatch(taskctx*) withdraws its task with it when its frame is destroyed.
+bool taskctx_withdraw(taskctx* tc, task* t);
+}  // namespace kcont::detail
