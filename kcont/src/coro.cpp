@@ -1,8 +1,11 @@
-// The awaitables of <kcont/coro.h>: sleeps on callouts, hops onto a taskq or into a taskctx.
+// The awaitables of <kcont/coro.h>: sleeps on callouts, hops onto a kcont queue (kcont_hop,
+// hop.cpp) or a taskq, and into a taskctx.
 // Each keeps its callout or task in the awaiting coroutine's frame and resumes the coroutine
 // from that handler; the protocols that make destroying a suspended frame safe are at each.
 #include <kcont/coro.h>
 #include <kcont/internal/machine_hooks.h>
+
+#include <system_error>
 
 namespace kcont::detail {
 
@@ -75,6 +78,35 @@ sleep_awaiter::~sleep_awaiter() {
   state_.compare_exchange_strong(waiting, SLEEP_CANCELLED, std::memory_order_acq_rel);
   callout_halt(&c_, nullptr);
   callout_destroy(&c_);
+}
+
+// ---- kqueue_hop ----------------------------------------------------------------------------
+
+void kqueue_hop::await_suspend(std::coroutine_handle<> h) {
+  h_ = h;
+  hop_.fn = &kqueue_hop::run;
+  hop_.arg = this;
+  runtime& rt = rt_ != nullptr   ? *rt_
+                : ci_ != nullptr ? kcont::machine::runtime_of(ci_)
+                                 : runtime::current();
+  scheduled_ = true;
+  if (int e = kcont_hop_schedule(&hop_, rt, wq_, ci_); e != 0) {
+    scheduled_ = false;  // nothing was queued: *this is still ours, and the coroutine goes on
+    throw std::system_error(e, std::generic_category(), "kcont::on: cannot queue the hop");
+  }
+  // From here on *this may be gone (the hop may have run already).
+}
+
+void kqueue_hop::run(void* self) {
+  auto* a = static_cast<kqueue_hop*>(self);
+  a->begun_ = true;
+  a->h_.resume();
+}
+
+// Inside run(): only drops an acquired queue's reference. A frame destroyed while the hop waits:
+// the hop leaves its queue and never runs.
+kqueue_hop::~kqueue_hop() {
+  if (scheduled_) kcont_hop_done(&hop_, begun_);
 }
 
 // ---- taskq_hop -----------------------------------------------------------------------------

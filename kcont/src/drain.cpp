@@ -72,7 +72,7 @@ void sleeping(void* qp) {
   bool fell, more;
   {
     std::lock_guard<std::mutex> lk(q.mu);
-    more = !q.runnable.empty();
+    more = has_runnable(q);
     fell = set_ready(q, more);
   }
   if (fell) wake_waiting(q.gate);
@@ -123,7 +123,7 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   const bool dying = (kc->kc_state & KC_DYING) != 0;
   // Released only now: whoever takes the lock next sees the invocation finished.
   if (held != nullptr) mutex_exit(held);
-  fell = set_ready(q, !q.runnable.empty());
+  fell = set_ready(q, has_runnable(q));
   q.ran.notify_all();
   if (dying) {  // destroyed from inside its own func: release it now
     kc->kc_magic = KC_DEAD;
@@ -139,15 +139,42 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   }
 }
 
+// Runs the oldest hop (q.hops not empty). q.mu held on entry and on return; released meanwhile.
+// The hop is never touched once fn begins: fn may free it.
+void run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell) {
+  kcont_hop& h = q.hops.front();
+  q.hops.pop_front();
+  void (*fn)(void*) = h.fn;
+  void* arg = h.arg;
+  ++q.running;
+  lk.unlock();
+  if (fell) wake_waiting(q.gate);
+  fell = false;
+  kcont::machine::block_observer previous;
+  if (!q.b->soft) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
+  kcont::machine::run_handler(q.b->soft ? "kcont hop (soft queue)" : "kcont hop (thread queue)",
+                              nullptr, kcont::machine::code_address(fn), [fn, arg] { fn(arg); });
+  if (!q.b->soft) kcont::machine::set_thread_block_observer(previous);
+  lk.lock();
+  --q.running;
+  fell = set_ready(q, has_runnable(q));
+}
+
+// Hops and continuations take turns: after one of a kind has run, the other kind goes next
+// if it has work that can start (a coroutine hopping in a loop cannot starve continuations,
+// nor the reverse).
 void run_queue(kqueue& q) {
   std::unique_lock<std::mutex> lk(q.mu);
   q.drain_queued.store(false, std::memory_order_seq_cst);
-  bool fell = set_ready(q, !q.runnable.empty());
+  bool fell = set_ready(q, has_runnable(q));
   blocked_locks blocked;
   unsigned runs = 0;
+  bool hop_next = true;  // whose turn it is when both kinds can run
   auto it = q.runnable.begin();
-  while (it != q.runnable.end()) {
-    if (stand_aside(q)) {
+  for (;;) {
+    const bool hop = !q.hops.empty() && (hop_next || it == q.runnable.end());
+    if (!hop && it == q.runnable.end()) break;
+    if (stand_aside(q)) {  // a higher level goes first; it kicks us back
       lk.unlock();
       if (fell) wake_waiting(q.gate);
       return;
@@ -158,21 +185,27 @@ void run_queue(kqueue& q) {
       kick(q);
       return;
     }
-    kcont_t* kc = &*it;
-    kmutex_t* lock = kc->kc_lock.load();
-    if (lock != nullptr) {
-      bool skip = blocked.contains(lock);  // a lock seen held this pass: keep order behind it
-      if (!skip && !mutex_tryenter(lock) && !wait_for_lock(kc, lock)) {
-        blocked.add(lock);
-        skip = true;
+    if (hop) {
+      run_hop(q, lk, fell);
+      hop_next = false;
+    } else {
+      kcont_t* kc = &*it;
+      kmutex_t* lock = kc->kc_lock.load();
+      if (lock != nullptr) {
+        bool skip = blocked.contains(lock);  // a lock seen held this pass: keep order behind it
+        if (!skip && !mutex_tryenter(lock) && !wait_for_lock(kc, lock)) {
+          blocked.add(lock);
+          skip = true;
+        }
+        if (skip) {
+          ++it;
+          continue;
+        }
       }
-      if (skip) {
-        ++it;
-        continue;
-      }
+      q.runnable.erase(it);
+      invoke(q, kc, lk, fell);
+      hop_next = true;
     }
-    q.runnable.erase(it);
-    invoke(q, kc, lk, fell);
     ++runs;
     it = q.runnable.begin();  // start again from the oldest: a lock may be free now
     blocked.clear();

@@ -5,7 +5,8 @@
 //   drain.cpp        running a kqueue: lock-associated ordering, lock waiters, bounded passes;
 //   state.cpp        the kernel-style API: the PENDING/EXPIRED/INVOKING state machine;
 //   continuation.cpp the RAII face;
-//   coro.cpp         the coroutine awaitables of <kcont/coro.h> (sleeps, taskq and taskctx hops).
+//   hop.cpp          one-shot hops onto a queue (the coroutine awaitable on(wq));
+//   coro.cpp         the coroutine awaitables of <kcont/coro.h> (sleeps, hops).
 //
 // Each queue (kcont_wq_t) is bound, per runtime, to one kqueue per CPU (or one in all): a FIFO
 // of runnable continuations and a way to get it drained on its CPU — a softint of the queue's
@@ -63,6 +64,11 @@ using kcont_list = boost::intrusive::list<
     kcont_t,
     boost::intrusive::member_hook<kcont_t, boost::intrusive::list_member_hook<>, &kcont_t::kc_link>,
     boost::intrusive::constant_time_size<false>>;
+using hop_list =
+    boost::intrusive::list<kcont_hop,
+                           boost::intrusive::member_hook<
+                               kcont_hop, boost::intrusive::list_member_hook<>, &kcont_hop::link>,
+                           boost::intrusive::constant_time_size<false>>;
 
 struct binding;
 struct kqueue;
@@ -78,6 +84,7 @@ struct kqueue {
   std::mutex mu;
   std::condition_variable ran;            // [q] a func returned (halt and destroy wait here)
   kcont_list runnable;                    // [q]
+  hop_list hops;                          // [q] one-shot hops (hop.cpp), oldest first
   binding* b = nullptr;                   // [I]
   cpu_info* cpu = nullptr;                // [I] nullptr: the queue of a non-per-CPU wq
   work drain_work{};                      // [I] thread queues: the work item that drains this queue
@@ -125,6 +132,11 @@ struct kcont_wq {
 };
 
 namespace kcont::detail {
+
+// [q] held: q has work to start (a runnable continuation or a hop).
+inline bool has_runnable(const kqueue& q) {
+  return !q.runnable.empty() || !q.hops.empty();
+}
 
 // ---- bindings.cpp ----
 runtime_state& state_of(kcont::runtime& rt);

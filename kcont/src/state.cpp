@@ -65,7 +65,7 @@ bool stop_locked(kqueue& q, kcont_t* kc) {
     // Its level has nothing left to run: lower it now (a drain that stood aside will not come
     // back to do it, and lower levels would wait behind it forever). With a func running the
     // drain lowers it when func returns.
-    if (q.runnable.empty() && q.running == 0 && set_ready(q, false)) q.wake_pending = true;
+    if (!has_runnable(q) && q.running == 0 && set_ready(q, false)) q.wake_pending = true;
   }
   kc->kc_state &= ~(KC_PENDING | KC_EXPIRED);
   return expired;

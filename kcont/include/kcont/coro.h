@@ -20,6 +20,11 @@
 //                              std::stop_callback runs). When the time comes or the stop lands
 //                              before the coroutine has finished suspending, it goes on at once
 //                              on its own thread instead.
+//   co_await on([rt,] wq[, ci]) resumes on kcont queue wq (soft or thread level) of CPU ci
+//                              (default: the caller's), never inline, taking turns with the
+//                              queue's continuations; throws std::system_error (nothing queued)
+//                              for a CPU on a queue without per-CPU queues (ENOENT) or when the
+//                              runtime's queues cannot be made (EAGAIN).
 //   co_await on(taskq*)        resumes as a task of that queue (never inline).
 //   co_await dispatch(taskctx*)
 //                              resumes inside the taskctx's serialisation: at once on this thread
@@ -27,15 +32,17 @@
 //                              the work queued ahead of it, on the thread running the context.
 //                              The code up to the next suspension point is the "task".
 //
-// No awaitable allocates: its callout or task lives in the awaiting coroutine's frame.
-// Destroying a coroutine suspended in one of them is safe: the destructor withdraws the callout
-// or task (callout_halt / task_del) and nothing resumes the frame afterwards. Destroying a frame
+// No awaitable allocates: its callout, hop or task lives in the awaiting coroutine's frame.
+// Destroying a coroutine suspended in one of them is safe: the destructor withdraws the callout,
+// hop or task (callout_halt / kcont_hop_done / task_del) and nothing resumes the frame
+// afterwards. Destroying a frame
 // whose resumption has already begun (its timer fired, its task started) is a race in the
 // caller, as destroying any running coroutine is.
 #pragma once
 
 #include <kcont/callout.h>
 #include <kcont/detail/duration.h>
+#include <kcont/kcont.h>
 #include <kcont/runtime.h>
 #include <kcont/task.h>
 #include <kcont/taskctx.h>
@@ -235,6 +242,28 @@ class taskq_hop {
   bool queued_ = false;
 };
 
+// co_await on(wq, ci): the awaiter's kcont_hop, queued on the kcont queue (kcont/src/hop.cpp).
+class kqueue_hop {
+ public:
+  kqueue_hop(runtime* rt, kcont_wq_t* wq, cpu_info* ci) noexcept : rt_(rt), wq_(wq), ci_(ci) {}
+  kqueue_hop(const kqueue_hop&) = delete;
+  kqueue_hop& operator=(const kqueue_hop&) = delete;
+  ~kqueue_hop();
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);  // std::system_error: nothing was queued
+  void await_resume() const noexcept {}
+
+ private:
+  static void run(void* self);
+  runtime* rt_;  // nullptr: ci_'s runtime, else runtime::current()
+  kcont_wq_t* wq_;
+  cpu_info* ci_;
+  std::coroutine_handle<> h_;
+  kcont_hop hop_;
+  bool scheduled_ = false;
+  bool begun_ = false;  // set by run() before it resumes the coroutine
+};
+
 // co_await dispatch(taskctx*): the awaiter's task, dispatched into the context.
 class taskctx_hop {
  public:
@@ -279,6 +308,14 @@ detail::sleep_awaiter sleep_until(std::chrono::time_point<Clock, Duration> t,
   return sleep_until(runtime::current(), t, std::move(stop));
 }
 
+// Resumes on kcont queue wq (wq_softserial ... wq_prilow, or an acquired one) of CPU ci
+// (nullptr: the caller's CPU), at the queue's level, taking turns with its continuations.
+inline detail::kqueue_hop on(kcont_wq_t* wq, cpu_info* ci = nullptr) noexcept {
+  return detail::kqueue_hop(nullptr, wq, ci);
+}
+inline detail::kqueue_hop on(runtime& rt, kcont_wq_t* wq, cpu_info* ci = nullptr) noexcept {
+  return detail::kqueue_hop(&rt, wq, ci);
+}
 inline detail::taskq_hop on(taskq* tq) noexcept {
   return detail::taskq_hop(tq);
 }

@@ -97,6 +97,26 @@ namespace kcont::detail {
 // kcont_schedule with a callout_delay (<kcont/callout.h>): the chrono faces' nanoseconds are
 // rounded once, to the first tick boundary at or after the call time + the delay.
 int kcont_schedule_after(kcont_t* kc, cpu_info* ci, callout_delay delay);
+
+// A one-shot hop onto a kcont queue: fn(arg) runs once, at the queue's level on the CPU, taking
+// turns with the queue's continuations (the coroutine awaitable kcont::on(wq), <kcont/coro.h>).
+// Caller storage, no allocation. Unlike a continuation, the queue never touches the hop once fn
+// has begun: fn may free it. Fields are kcont's; [q] the lock of the kqueue it is queued on.
+struct kcont_hop {
+  boost::intrusive::list_member_hook<> link;  // [q] on its kqueue's hop list
+  void (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+  kcont_wq_t* wq = nullptr;  // set by kcont_hop_schedule
+  void* queue = nullptr;     // the kqueue it was queued on
+};
+// Queues h on wq's queue of ci (nullptr: the caller's CPU) in rt, where an acquired wq keeps a
+// reference until kcont_hop_done. 0, ENOENT (ci given for a queue without per-CPU queues),
+// EAGAIN or ENOMEM (the runtime's queues cannot be made). Nothing is queued on an error.
+int kcont_hop_schedule(kcont_hop* h, kcont::runtime& rt, kcont_wq_t* wq, cpu_info* ci);
+// Once per successful schedule, when the hop is finished with: `begun` from inside fn (no lock
+// taken), else it withdraws a hop that has not begun (returns whether it took it off its
+// queue: false if fn has begun meanwhile). Drops an acquired queue's reference.
+bool kcont_hop_done(kcont_hop* h, bool begun);
 }  // namespace kcont::detail
 
 namespace kcont {
