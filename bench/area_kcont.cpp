@@ -71,43 +71,6 @@ std::vector<double> bench_schedule_no_wakeup(kcont::runtime& rt, std::uint64_t& 
   return x.ns;
 }
 
-// Issue 18, item 4: a continuation re-scheduled from its own func, the full cycle (schedule ->
-// the next run of func) on CPU 1, per cycle over n cycles, median of kReps repetitions.
-std::vector<double> bench_resched_cycle(kcont::runtime& rt, kcont_wq_t* wq) {
-  kcont::runtime_scope scope(rt);
-  constexpr int n = 20000;
-  struct state {
-    int runs = 0;
-    std::int64_t t0 = 0, t1 = 0;
-    std::atomic<bool> done{false};
-  } st;
-  kcont_t kc;
-  kcont_init(
-      &kc, wq, nullptr,
-      [](void* a, kcont_t* self) {
-        auto* s = static_cast<state*>(a);
-        if (++s->runs == 1) s->t0 = now_ns();
-        if (s->runs < n) {
-          kcont_schedule(self, nullptr, 0);
-        } else {
-          s->t1 = now_ns();
-          s->done.store(true, std::memory_order_release);
-        }
-      },
-      &st, 0);
-  std::vector<double> ns;
-  for (int r = 0; r < kReps; ++r) {
-    st.runs = 0;
-    st.done = false;
-    kcont_schedule(&kc, rt.cpu(1), 0);
-    while (!st.done.load(std::memory_order_acquire))
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    ns.push_back(static_cast<double>(st.t1 - st.t0) / (n - 1));
-  }
-  kcont_destroy(&kc);
-  return ns;
-}
-
 // An uncontended std::mutex lock+unlock, with a second thread alive (glibc skips its atomics in
 // a single-threaded process), median of kReps repetitions.
 std::vector<double> bench_mutex_pair_kcont_area() {
@@ -433,6 +396,44 @@ void report_lock(context& ctx, const std::string& name, const std::string& label
 
 }  // namespace
 
+// Issue 18, item 4: a continuation re-scheduled from its own func, the full cycle (schedule ->
+// the next run of func) on CPU 1, per cycle over n cycles, one figure per repetition. Also the coro
+// area's reference.
+std::vector<double> bench_resched_cycle(kcont::runtime& rt, kcont_wq_t* wq, int reps) {
+  kcont::runtime_scope scope(rt);
+  constexpr int n = 20000;
+  struct state {
+    int runs = 0;
+    std::int64_t t0 = 0, t1 = 0;
+    std::atomic<bool> done{false};
+  } st;
+  kcont_t kc;
+  kcont_init(
+      &kc, wq, nullptr,
+      [](void* a, kcont_t* self) {
+        auto* s = static_cast<state*>(a);
+        if (++s->runs == 1) s->t0 = now_ns();
+        if (s->runs < n) {
+          kcont_schedule(self, nullptr, 0);
+        } else {
+          s->t1 = now_ns();
+          s->done.store(true, std::memory_order_release);
+        }
+      },
+      &st, 0);
+  std::vector<double> ns;
+  for (int r = 0; r < reps; ++r) {
+    st.runs = 0;
+    st.done = false;
+    kcont_schedule(&kc, rt.cpu(1), 0);
+    while (!st.done.load(std::memory_order_acquire))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ns.push_back(static_cast<double>(st.t1 - st.t0) / (n - 1));
+  }
+  kcont_destroy(&kc);
+  return ns;
+}
+
 void area_kcont(context& ctx) {
   kReps = ctx.pick(5, 9);
   report& rep = ctx.rep();
@@ -449,11 +450,11 @@ void area_kcont(context& ctx) {
   spread soft_cycle =
       ctx.cost_row("kcont.cost.resched_cycle.softnet",
                    "re-scheduled from its own func, schedule -> next run (wq_softnet)",
-                   bench_resched_cycle(rt, wq_softnet), "ns/cycle");
+                   bench_resched_cycle(rt, wq_softnet, kReps), "ns/cycle");
   spread thread_cycle =
       ctx.cost_row("kcont.cost.resched_cycle.prihigh",
                    "re-scheduled from its own func, schedule -> next run (wq_prihigh)",
-                   bench_resched_cycle(rt, wq_prihigh), "ns/cycle");
+                   bench_resched_cycle(rt, wq_prihigh, kReps), "ns/cycle");
   spread pair = ctx.cost_row("kcont.cost.peer.mutex_pair",
                              "peer: uncontended std::mutex lock+unlock (second thread alive)",
                              bench_mutex_pair_kcont_area(), "ns/op");

@@ -5,6 +5,7 @@
 // progress on stderr.
 #pragma once
 
+#include <kcont/kcont.h>
 #include <kcont/runtime.h>
 
 #include <cmath>
@@ -113,6 +114,11 @@ void area_taskctx(context& ctx);
 void area_workqueue(context& ctx);
 void area_kcont(context& ctx);
 void area_net(context& ctx);
+void area_coro(context& ctx);
+
+// A continuation re-scheduled from its own func on CPU 1's queue wq, the full cycle (schedule ->
+// next run), ns per cycle, one figure per repetition (area_kcont.cpp; the coro area's reference).
+std::vector<double> bench_resched_cycle(kcont::runtime& rt, kcont_wq_t* wq, int reps);
 
 struct area {
   const char* name;

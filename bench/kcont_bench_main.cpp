@@ -19,6 +19,7 @@ const std::vector<area>& kcont_bench::all_areas() {
       {"kcont", "continuations: soft/thread queues, timer path, lock-associated ordering",
        area_kcont},
       {"net", "simulated NIC: pps and TX-completion -> next start by start mode", area_net},
+      {"coro", "coroutine hop onto a queue and sleep+cancel, beside Asio's awaitables", area_coro},
   };
   return areas;
 }
