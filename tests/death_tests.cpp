@@ -2,6 +2,7 @@
 // hang). `death_tests CASE MESSAGE` runs CASE in a child process and passes when the child
 // was killed by SIGABRT and its stderr contains MESSAGE.
 #include <kcont/callout.h>
+#include <kcont/coro.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/kcont.h>
 #include <kcont/runtime.h>
@@ -128,6 +129,16 @@ const std::map<std::string, std::function<void()>> cases = {
            rt, SOFTINT_NET | SOFTINT_MPSAFE, [](void*) {}, nullptr);
        softint_disestablish(si);
        softint_disestablish(si);
+     }},
+    {"timer_two_waiters",
+     [] {
+       kcont::runtime rt(one_cpu());
+       kcont::timer t(rt);
+       auto wait = [](kcont::timer& tm) -> kcont::co_task<> {
+         co_await tm.sleep_for(std::chrono::hours(1));
+       };
+       kcont::spawn(wait(t));
+       kcont::spawn(wait(t));  // the second waiter: misuse
      }},
     {"callout_uninitialised",
      [] {

@@ -558,3 +558,95 @@ TEST_CASE("on(wq): destroying a frame whose hop waits withdraws the hop") {
   CHECK(marked == 0);
   kcont_destroy(&blocker);
 }
+
+namespace {
+
+kcont::co_task<void> timer_waits(kcont::timer& t, std::chrono::microseconds d,
+                                 std::atomic<int>& result, std::thread::id& on) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool came = co_await t.sleep_for(d);
+  on = std::this_thread::get_id();
+  result = came ? (std::chrono::steady_clock::now() - t0 >= d ? 1 : -2) : 0;
+}
+
+kcont::co_task<void> timer_loop(kcont::timer& t, int n, std::atomic<int>& fired,
+                                std::atomic<int>& cancelled, std::atomic<int>& done) {
+  std::mt19937 rng(3);
+  for (int i = 0; i < n; ++i)
+    ((co_await t.sleep_for(std::chrono::microseconds(rng() % 2000))) ? fired : cancelled)++;
+  ++done;
+}
+
+owned wait_then_mark(kcont::timer& t, std::atomic<int>& marked) {
+  co_await t.sleep_for(20ms);
+  ++marked;
+}
+
+}  // namespace
+
+TEST_CASE("kcont::timer: the time comes (never early) or cancel() cuts it short, on its caller") {
+  kcont::runtime rt(cpus(2));
+  kcont::timer t(rt);
+  CHECK_FALSE(t.cancel());  // nobody waits
+  std::atomic<int> result{99};
+  std::thread::id on;
+  kcont::spawn(timer_waits(t, 3000us, result, on));
+  require_or_exit(wait_until([&] { return result.load() != 99; }), "timer wait");
+  CHECK(result == 1);
+
+  // The same timer again, cut short: the coroutine resumes inside cancel(), here.
+  result = 99;
+  kcont::spawn(timer_waits(t, std::chrono::microseconds(3'600'000'000LL), result, on));
+  CHECK(result == 99);
+  CHECK(t.cancel());
+  CHECK(result == 0);
+  CHECK(on == std::this_thread::get_id());
+  CHECK_FALSE(t.cancel());  // a cancel reaches only the wait in progress
+
+  // Destroying a timer with a waiter cancels the wait the same way.
+  result = 99;
+  {
+    kcont::timer short_lived(rt);
+    kcont::spawn(timer_waits(short_lived, 10s, result, on));
+  }
+  CHECK(result == 0);
+}
+
+TEST_CASE("kcont::timer: cancels racing the time, every wait ends once") {
+  kcont::runtime rt(cpus(2));
+  kcont::timer t(rt);
+  constexpr int kWaits = 2000;
+  std::atomic<int> fired{0}, cancelled{0}, done{0};
+  std::atomic<bool> stop{false};
+  std::thread canceller([&] {
+    std::mt19937 rng(9);
+    while (!stop.load()) {
+      t.cancel();
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(rng() % 800);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+  });
+  kcont::spawn(timer_loop(t, kWaits, fired, cancelled, done));
+  require_or_exit(wait_until([&] { return done.load() == 1; }), "timer loop done");
+  stop = true;
+  canceller.join();
+  CHECK(fired + cancelled == kWaits);
+  MESSAGE("timer: fired " << fired.load() << ", cancelled " << cancelled.load());
+}
+
+TEST_CASE("kcont::timer: a frame destroyed while it waits leaves the timer usable") {
+  kcont::runtime rt(cpus(2));
+  kcont::timer t(rt);
+  std::atomic<int> marked{0};
+  owned o = wait_then_mark(t, marked);
+  o.h.destroy();
+  std::this_thread::sleep_for(50ms);
+  CHECK(marked == 0);
+  CHECK_FALSE(t.cancel());
+  std::atomic<int> result{99};
+  std::thread::id on;
+  kcont::spawn(timer_waits(t, 1000us, result, on));
+  require_or_exit(wait_until([&] { return result.load() != 99; }), "timer reused");
+  CHECK(result == 1);
+}

@@ -4,6 +4,7 @@
 // from that handler; the protocols that make destroying a suspended frame safe are at each.
 #include <kcont/coro.h>
 #include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/misuse.h>
 
 #include <system_error>
 
@@ -17,68 +18,126 @@ void coro_unhandled(std::exception_ptr error) noexcept {
   }
 }
 
+// ---- sleep_slot ----------------------------------------------------------------------------
+
+void sleep_slot::begin(std::coroutine_handle<> handle) noexcept {
+  h = handle;
+  state.store(SLEEP_ARMING, std::memory_order_relaxed);
+}
+
+// Arms the callout unless the sleep was claimed while arming (a stop callback ran at once), and
+// suspends unless it was claimed meanwhile (that, or the callout fired before the state said
+// "waiting"): then await_suspend declines and the coroutine goes on at once. After the CAS to
+// SLEEP_WAITING nothing here may touch the slot: the coroutine may already be running again.
+bool sleep_slot::arm_and_wait(std::int64_t ns) {
+  if (state.load(std::memory_order_acquire) == SLEEP_ARMING)
+    callout_arm(&c, callout_delay::ns(ns), &sleep_slot::fire, this);
+  int arming = SLEEP_ARMING;
+  return state.compare_exchange_strong(arming, SLEEP_WAITING, std::memory_order_acq_rel);
+}
+
+void sleep_slot::fire(void* self) {
+  static_cast<sleep_slot*>(self)->claim(SLEEP_FIRED);
+}
+
+// The first to claim a sleep wins. Claiming a waiting sleep resumes the coroutine here; claiming
+// one still arming leaves the resuming to arm_and_wait's failed CAS.
+bool sleep_slot::claim(int how) noexcept {
+  int s = state.load(std::memory_order_acquire);
+  while (s == SLEEP_ARMING || s == SLEEP_WAITING) {
+    const int was = s;
+    if (state.compare_exchange_weak(s, how, std::memory_order_acq_rel)) {
+      if (was == SLEEP_WAITING) h.resume();
+      return true;
+    }
+  }
+  return false;
+}
+
+bool sleep_slot::busy() const noexcept {
+  const int s = state.load(std::memory_order_acquire);
+  return s == SLEEP_ARMING || s == SLEEP_WAITING;
+}
+
+// A waiting sleep (its frame is being destroyed) is claimed so a late firing resumes nothing.
+// With stop_callout, the callout is stopped unless it fired (its handler is then ours, or
+// returning, and a later arm of a running callout is allowed).
+void sleep_slot::settle(bool stop_callout) noexcept {
+  int waiting = SLEEP_WAITING;
+  state.compare_exchange_strong(waiting, SLEEP_CANCELLED, std::memory_order_acq_rel);
+  if (stop_callout && state.load(std::memory_order_acquire) != SLEEP_FIRED) callout_stop(&c);
+}
+
 // ---- sleep_awaiter -------------------------------------------------------------------------
 
 bool sleep_awaiter::await_ready() noexcept {
   if (!stop_.stop_requested()) return false;
-  state_.store(SLEEP_CANCELLED, std::memory_order_relaxed);  // stopped before it began
+  slot_.state.store(sleep_slot::SLEEP_CANCELLED, std::memory_order_relaxed);  // stopped already
   return true;
 }
 
-// Arms the callout and suspends, unless the sleep was claimed while arming (the stop callback
-// ran at once, or the callout fired before the state said "waiting"): then it declines to
-// suspend and the coroutine goes on at once. After the CAS to SLEEP_WAITING this function must
-// not touch *this: the coroutine may already be running again, and the awaiter gone.
 bool sleep_awaiter::await_suspend(std::coroutine_handle<> h) {
-  h_ = h;
-  state_.store(SLEEP_ARMING, std::memory_order_relaxed);
+  slot_.begin(h);
   {
     runtime_scope scope(*rt_);
-    callout_init(&c_, CALLOUT_MPSAFE);
+    callout_init(&slot_.c, CALLOUT_MPSAFE);
   }
   initialised_ = true;
-  if (stop_.stop_possible()) on_stop_.emplace(stop_, canceller{this});  // may claim at once
-  if (state_.load(std::memory_order_acquire) == SLEEP_ARMING)
-    callout_arm(&c_, callout_delay::ns(ns_), &sleep_awaiter::fire, this);
-  int arming = SLEEP_ARMING;
-  return state_.compare_exchange_strong(arming, SLEEP_WAITING, std::memory_order_acq_rel);
-}
-
-bool sleep_awaiter::await_resume() const noexcept {
-  return state_.load(std::memory_order_acquire) == SLEEP_FIRED;
-}
-
-void sleep_awaiter::fire(void* self) {
-  static_cast<sleep_awaiter*>(self)->claim(SLEEP_FIRED);
-}
-
-// The callout fired or the stop token was stopped: the first to claim the sleep wins. Claiming
-// a waiting sleep resumes the coroutine here; claiming one still arming leaves the resuming to
-// await_suspend's failed CAS.
-void sleep_awaiter::claim(int how) noexcept {
-  int s = state_.load(std::memory_order_acquire);
-  while (s == SLEEP_ARMING || s == SLEEP_WAITING) {
-    const int was = s;
-    if (state_.compare_exchange_weak(s, how, std::memory_order_acq_rel)) {
-      if (was == SLEEP_WAITING) h_.resume();
-      return;
-    }
-  }
+  if (stop_.stop_possible()) on_stop_.emplace(stop_, canceller{&slot_});  // may claim at once
+  return slot_.arm_and_wait(ns_);
 }
 
 // Runs when the co_await expression ends (inside the handler that resumed the coroutine), or
 // when the frame is destroyed while suspended. Order: the stop callback first (its destructor
 // waits for a callback running on another thread; inside the callback itself it does not),
-// then claim a still-waiting sleep so a late firing resumes nothing, then callout_halt (waits
-// for a handler running on another CPU; from the handler itself it does not wait).
+// then settle the slot, then callout_halt (waits for a handler running on another CPU; from the
+// handler itself it does not wait) before the callout is destroyed.
 sleep_awaiter::~sleep_awaiter() {
   if (!initialised_) return;
   on_stop_.reset();
-  int waiting = SLEEP_WAITING;
-  state_.compare_exchange_strong(waiting, SLEEP_CANCELLED, std::memory_order_acq_rel);
-  callout_halt(&c_, nullptr);
-  callout_destroy(&c_);
+  slot_.settle(false);
+  callout_halt(&slot_.c, nullptr);
+  callout_destroy(&slot_.c);
 }
+
+// ---- timer ---------------------------------------------------------------------------------
+
+bool timer_awaiter::await_suspend(std::coroutine_handle<> h) {
+  if (slot_->busy())
+    kcont::internal::misuse("kcont::timer", "a second coroutine waits on a timer (one at a time)");
+  began_ = true;
+  slot_->begin(h);
+  return slot_->arm_and_wait(ns_);
+}
+
+// The callout stays made (the timer's): a cancelled wait only stops it, so the next wait arms
+// it again without a lock more. Inside the firing handler nothing is left to do.
+timer_awaiter::~timer_awaiter() {
+  if (began_) slot_->settle(true);
+}
+
+}  // namespace kcont::detail
+
+namespace kcont {
+
+timer::timer(runtime& rt) {
+  runtime_scope scope(rt);
+  callout_init(&slot_.c, CALLOUT_MPSAFE);
+}
+
+timer::~timer() {
+  cancel();
+  callout_halt(&slot_.c, nullptr);
+  callout_destroy(&slot_.c);
+}
+
+bool timer::cancel() noexcept {
+  return slot_.claim(detail::sleep_slot::SLEEP_CANCELLED);
+}
+
+}  // namespace kcont
+
+namespace kcont::detail {
 
 // ---- kqueue_hop ----------------------------------------------------------------------------
 

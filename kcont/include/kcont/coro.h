@@ -20,6 +20,9 @@
 //                              std::stop_callback runs). When the time comes or the stop lands
 //                              before the coroutine has finished suspending, it goes on at once
 //                              on its own thread instead.
+//   kcont::timer t; co_await t.sleep_for(d); t.cancel()
+//                              the same sleep on one callout made once, cut short by cancel()
+//                              from any thread (as asio::steady_timer): no allocation per wait.
 //   co_await on([rt,] wq[, ci]) resumes on kcont queue wq (soft or thread level) of CPU ci
 //                              (default: the caller's), never inline, taking turns with the
 //                              queue's continuations; throws std::system_error (nothing queued)
@@ -187,11 +190,35 @@ void spawn(co_task<T> t, std::function<void(std::exception_ptr)> done = {}) {
 
 namespace detail {
 
-// co_await sleep_for / sleep_until (kcont/src/coro.cpp). Its states: the coroutine is being
-// suspended (arming), suspended (waiting), or someone claimed its resumption (fired,
-// cancelled). Whoever moves `state` out of waiting resumes the coroutine; a claim made while
-// arming makes await_suspend decline to suspend instead, so nothing resumes the coroutine
-// inside await_suspend.
+// One sleeping coroutine and its callout (kcont/src/coro.cpp): the claim protocol shared by
+// sleep_for's awaiter and kcont::timer. States: the coroutine is being suspended (arming),
+// suspended (waiting), or someone claimed its resumption (fired, cancelled). Whoever moves
+// `state` out of waiting resumes the coroutine; a claim made while arming makes await_suspend
+// decline to suspend instead, so nothing resumes the coroutine inside await_suspend.
+struct sleep_slot {
+  enum : int { SLEEP_IDLE, SLEEP_ARMING, SLEEP_WAITING, SLEEP_FIRED, SLEEP_CANCELLED };
+
+  // await_suspend's two halves: begin (state arming) ... [a stop callback may claim] ...
+  // arm_and_wait: arms the callout unless claimed, then true if the coroutine is now waiting
+  // (after which the caller must not touch the slot: the coroutine may be running again).
+  void begin(std::coroutine_handle<> h) noexcept;
+  bool arm_and_wait(std::int64_t ns);
+  // The time came or a cancel: true if this call won the resumption.
+  bool claim(int how) noexcept;
+  bool fired() const noexcept { return state.load(std::memory_order_acquire) == SLEEP_FIRED; }
+  bool busy() const noexcept;  // arming or waiting
+  // A wait is over (or its frame is being destroyed): nothing resumes it any more; a waiting
+  // one counts as cancelled; with stop_callout its callout is stopped too.
+  void settle(bool stop_callout) noexcept;
+
+  static void fire(void* self);
+
+  std::atomic<int> state{SLEEP_IDLE};
+  std::coroutine_handle<> h;
+  ::callout c{};
+};
+
+// co_await sleep_for / sleep_until: a slot whose callout lives as long as the awaiter.
 class sleep_awaiter {
  public:
   sleep_awaiter(runtime& rt, std::int64_t ns, std::stop_token stop) noexcept
@@ -202,25 +229,37 @@ class sleep_awaiter {
 
   bool await_ready() noexcept;
   bool await_suspend(std::coroutine_handle<> h);
-  bool await_resume() const noexcept;  // true: the time came; false: stopped
+  bool await_resume() const noexcept { return slot_.fired(); }  // false: stopped
 
  private:
-  enum : int { SLEEP_IDLE, SLEEP_ARMING, SLEEP_WAITING, SLEEP_FIRED, SLEEP_CANCELLED };
   struct canceller {
-    sleep_awaiter* self;
-    void operator()() const noexcept { self->claim(SLEEP_CANCELLED); }
+    sleep_slot* slot;
+    void operator()() const noexcept { slot->claim(sleep_slot::SLEEP_CANCELLED); }
   };
-  static void fire(void* self);
-  void claim(int how) noexcept;
 
   runtime* rt_;
   std::int64_t ns_;
   std::stop_token stop_;
-  std::coroutine_handle<> h_;
-  std::atomic<int> state_{SLEEP_IDLE};
-  bool initialised_ = false;  // c_ is a live callout (destroyed with the awaiter)
-  ::callout c_{};
+  bool initialised_ = false;  // slot_.c is a live callout (destroyed with the awaiter)
+  sleep_slot slot_;
   std::optional<std::stop_callback<canceller>> on_stop_;
+};
+
+// co_await timer.sleep_for(d): a wait on a kcont::timer's slot.
+class timer_awaiter {
+ public:
+  timer_awaiter(sleep_slot& slot, std::int64_t ns) noexcept : slot_(&slot), ns_(ns) {}
+  timer_awaiter(const timer_awaiter&) = delete;
+  timer_awaiter& operator=(const timer_awaiter&) = delete;
+  ~timer_awaiter();
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h);
+  bool await_resume() const noexcept { return slot_->fired(); }  // false: cancelled
+
+ private:
+  sleep_slot* slot_;
+  std::int64_t ns_;
+  bool began_ = false;
 };
 
 // co_await on(taskq*): the awaiter's task resumes the coroutine.
@@ -307,6 +346,34 @@ detail::sleep_awaiter sleep_until(std::chrono::time_point<Clock, Duration> t,
                                   std::stop_token stop = {}) {
   return sleep_until(runtime::current(), t, std::move(stop));
 }
+
+// A reusable sleep another thread can cut short, as an asio::steady_timer is used: one callout
+// made once (no stop token, no allocation per wait), one coroutine waiting at a time (a second
+// one is misuse: abort with a message). sleep_for/sleep_until as the free functions; cancel()
+// resumes the waiting coroutine inside the call, on the calling thread, with false, and returns
+// whether one was waiting (a wait that begins later is not affected, as steady_timer::cancel).
+// Destroying the timer cancels a waiting coroutine the same way; it must outlive the wait.
+class timer {
+ public:
+  timer() : timer(runtime::current()) {}
+  explicit timer(runtime& rt);
+  ~timer();
+  timer(const timer&) = delete;
+  timer& operator=(const timer&) = delete;
+
+  template <class Rep, class Period>
+  detail::timer_awaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+    return detail::timer_awaiter(slot_, detail::duration_to_ns(d));
+  }
+  template <class Clock, class Duration>
+  detail::timer_awaiter sleep_until(std::chrono::time_point<Clock, Duration> t) noexcept {
+    return sleep_for(t - Clock::now());
+  }
+  bool cancel() noexcept;
+
+ private:
+  detail::sleep_slot slot_;
+};
 
 // Resumes on kcont queue wq (wq_softserial ... wq_prilow, or an acquired one) of CPU ci
 // (nullptr: the caller's CPU), at the queue's level, taking turns with its continuations.
