@@ -195,6 +195,15 @@ void simx_input(void* arg, kcont_t* kc) {
         if (d.rx_handler) d.rx_handler(fi, *m);
         break;
       }
+      case frame_check::foreign:
+        d.st.rx_foreign.add();
+        if (d.input_handler) {
+          m->next = nullptr;  // the handler's now: it may queue it elsewhere
+          d.input_handler(m);
+          m = next;
+          continue;
+        }
+        break;
       default:  // dropped: counted by reason
         d.drop_counter(verdict).add();
         break;
@@ -295,6 +304,11 @@ void sim_nic::attach(wire& w) {
 
 void sim_nic::set_rx_handler(std::function<void(const frame_info&, const pkt&)> fn) {
   d_->rx_handler = std::move(fn);
+}
+
+void sim_nic::set_input(std::function<void(pkt*)> fn) {
+  if (d_->is_up) throw std::logic_error("kcont-net: set_input before up()");
+  d_->input_handler = std::move(fn);
 }
 
 void sim_nic::set_event_handler(std::function<void(const std::string&)> fn) {
@@ -401,6 +415,10 @@ ifnet* sim_nic::ifp() {
 
 const nic_config& sim_nic::config() const {
   return d_->cfg;
+}
+
+kcont::runtime& sim_nic::rt() const {
+  return d_->rt;
 }
 
 nic_stats sim_nic::stats() const {

@@ -120,6 +120,7 @@ struct sim_nic::impl {
   pkt* in_tail = nullptr;                                         // [m]
   std::uint64_t next_seq[max_flows] = {};                         // [C] simx_input only
   std::function<void(const frame_info&, const pkt&)> rx_handler;  // [U] called [C]
+  std::function<void(pkt*)> input_handler;                        // [U] called [C]
   std::function<void(const std::string&)> event_handler;          // [U] called [C] by report()
   void refill_rx();                                               // [C]
 
@@ -138,23 +139,22 @@ struct sim_nic::impl {
 #define KCONT_NIC_REPORTED_COUNTERS(X)                                                     \
   X(tx_enqueued) X(tx_queue_drops) X(tx_frames) X(tx_bytes) X(tx_wire_drops) X(restarts)  \
   X(stalls) X(interrupts) X(rx_frames) X(rx_overruns) X(rx_runts) X(rx_oversized)         \
-  X(rx_delivered) X(rx_bytes) X(rx_foreign) X(rx_malformed) X(rx_out_of_order) X(rx_gaps)
+  X(rx_delivered) X(rx_bytes) X(rx_foreign) X(rx_malformed) X(rx_out_of_order) X(rx_gaps)  \
+  X(rx_starved)
 // clang-format on
 #define KCONT_NIC_DECLARE_COUNTER(name) counter name;
   struct {
     KCONT_NIC_REPORTED_COUNTERS(KCONT_NIC_DECLARE_COUNTER)
-    counter rx_starved;  // not reported yet
   } st;
 #undef KCONT_NIC_DECLARE_COUNTER
-  // The counter of frames dropped for `why` (anything but frame_check::ok).
+  // The counter of frames dropped for `why` (anything but ok and foreign, which simx_input
+  // counts itself before it hands the frame on).
   counter& drop_counter(frame_check why) {
     switch (why) {
       case frame_check::runt:
         return st.rx_runts;
       case frame_check::oversized:
         return st.rx_oversized;
-      case frame_check::foreign:
-        return st.rx_foreign;
       default:
         return st.rx_malformed;
     }

@@ -60,9 +60,9 @@ void print_summary(const nicsim_options& o, const nic_list& nics, const traffic_
     std::printf("  send queue full (refused) %" PRIu64 ", wire drops %" PRIu64
                 ", rx overruns %" PRIu64 ", runts %" PRIu64 ", oversized %" PRIu64
                 ", malformed %" PRIu64 ", foreign %" PRIu64 ", out of order %" PRIu64
-                ", gaps %" PRIu64 "\n",
+                ", gaps %" PRIu64 ", RX refills that found the pool empty %" PRIu64 "\n",
                 s.tx_queue_drops, s.tx_wire_drops, s.rx_overruns, s.rx_runts, s.rx_oversized,
-                s.rx_malformed, s.rx_foreign, s.rx_out_of_order, s.rx_gaps);
+                s.rx_malformed, s.rx_foreign, s.rx_out_of_order, s.rx_gaps, s.rx_starved);
     const auto r = n->restart_latency().take();
     if (r.total() != 0)
       std::printf("  TX completion -> next start: p50 %.1f us, p99 %.1f us, p99.9 %.1f us (%" PRIu64

@@ -2,8 +2,8 @@
 //
 // Log-linear buckets (as HdrHistogram): values below 64 ns are exact; above, each power of two
 // is split into 32 buckets, so a percentile is within about 3% of the true value. Counts are
-// relaxed atomics; snapshot() copies them, and the difference of two snapshots is the
-// histogram of the interval between them (the live stats use that).
+// relaxed atomics; take() copies them into a snapshot, and the difference of two snapshots is
+// the histogram of the interval between them (the live stats use that).
 //
 // Locks used to protect the fields below:
 //   [a] atomic, relaxed (record() from any thread; take() reads each count on its own, so a

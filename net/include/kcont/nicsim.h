@@ -71,16 +71,22 @@ struct nic_stats {
   std::uint64_t stalls = 0;         // stall detector reports
   std::uint64_t interrupts = 0;
   // receive side
-  std::uint64_t rx_frames = 0;     // landed in the RX ring
-  std::uint64_t rx_overruns = 0;   // no posted buffer: frame lost (tap) or refused (memory)
+  std::uint64_t rx_frames = 0;  // landed in the RX ring
+  // Frames a wire lost for want of a posted RX buffer. Neither wire loses one today, so it
+  // stays 0: the memory wire holds the frame until a buffer is posted (flow control), and the
+  // tap wire reads only while the ring has room (the host's queue drops the excess, unseen).
+  std::uint64_t rx_overruns = 0;
   std::uint64_t rx_runts = 0;      // dropped by the hardware: shorter than 14 bytes
   std::uint64_t rx_oversized = 0;  // dropped by the hardware: longer than frame_max
   std::uint64_t rx_delivered = 0;  // simulator frames that passed every check
   std::uint64_t rx_bytes = 0;
-  std::uint64_t rx_foreign = 0;       // other traffic (the host's, on a tap): counted, freed
+  // Frames that are not simulator traffic (the host's on a tap, an attached stack's IPv4 and
+  // ARP): counted, then handed to the input handler (set_input) if there is one, else freed.
+  std::uint64_t rx_foreign = 0;
   std::uint64_t rx_malformed = 0;     // our EtherType but failing a check
   std::uint64_t rx_out_of_order = 0;  // a flow's sequence number went backwards or repeated
   std::uint64_t rx_gaps = 0;          // sequence numbers skipped (frames lost before us)
+  std::uint64_t rx_starved = 0;       // RX refills that found the packet pool empty (retried later)
 };
 
 class sim_nic;
@@ -127,7 +133,13 @@ class sim_nic {
   // Called on the RX input continuation (softnet context) for every valid simulator frame,
   // before its buffer returns to the pool. Set before up().
   void set_rx_handler(std::function<void(const frame_info&, const pkt&)> fn);
-  // Called (from the watchdog's CPU) with a one-line report when a stall is detected.
+  // Called on the RX input continuation for every frame that is not simulator traffic (counted
+  // as rx_foreign first), which it takes with ownership: the handler returns it to the pool or
+  // hands it on (output). Without one, such frames are freed. A network stack attaches here
+  // (<kcont/inet.h>). Set before up() (std::logic_error after); an empty function detaches.
+  void set_input(std::function<void(pkt*)> fn);
+  // Called (from the watchdog's CPU) with a one-line report when a stall is detected. Set
+  // before up().
   void set_event_handler(std::function<void(const std::string&)> fn);
   void up();    // posts RX buffers, starts the DMA engine, sets IFF_RUNNING
   void down();  // stops output and the engine, waits for handlers, returns every buffer
@@ -139,6 +151,7 @@ class sim_nic {
 
   ifnet* ifp();
   const nic_config& config() const;
+  kcont::runtime& rt() const;  // the runtime the NIC's interrupts and input run on
   nic_stats stats() const;
   // From a TX-completion interrupt that found the interface oactive to the first descriptor
   // the next start posts.
