@@ -1,5 +1,7 @@
 #include <kcont/frame.h>
 
+#include "byte_order.h"
+
 #include <cstring>
 #include <iterator>
 
@@ -9,17 +11,6 @@ namespace {
 // Sim header layout after the Ethernet header (big-endian on the wire, as a real protocol):
 //   0 magic u32 | 4 flow u16 | 6 length u16 (whole frame) | 8 seq u64 | 16 sent_ns i64 |
 //  24 checksum u32 (FNV-1a over everything after the sim header).
-template <typename T>
-void put_be(std::uint8_t* p, T v) {
-  for (std::size_t i = 0; i < sizeof(T); ++i)
-    p[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) >> (8 * (sizeof(T) - 1 - i)));
-}
-template <typename T>
-T get_be(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) v = (v << 8) | p[i];
-  return static_cast<T>(v);
-}
 
 std::uint32_t fnv1a(const std::uint8_t* p, std::size_t n) {
   std::uint32_t h = 2166136261u;
