@@ -1,6 +1,8 @@
-// A driver for fuzz_kcont without libFuzzer: replays the files and folders given (the seed
-// corpus, regression inputs), then feeds random inputs for --seconds. Exit 0 when every input
-// agreed with the model; a divergence aborts (the harness prints it and saves the input).
+// A driver for a fuzz target without libFuzzer (fuzz_kcont, fuzz_inet): replays the files and
+// folders given (the seed corpus, regression inputs), then feeds random inputs for --seconds.
+// Exit 0 when every input passed the target's checks (fuzz_kcont: agreed with the model); a
+// failure aborts (the harness prints it). KCONT_FUZZ_NAME and KCONT_FUZZ_VERDICT name the
+// target and what passing means in its messages.
 #include <dirent.h>
 
 #include <chrono>
@@ -12,6 +14,13 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#ifndef KCONT_FUZZ_NAME
+#define KCONT_FUZZ_NAME "fuzz_kcont"
+#endif
+#ifndef KCONT_FUZZ_VERDICT
+#define KCONT_FUZZ_VERDICT "agreed with the model"
+#endif
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
@@ -27,7 +36,7 @@ std::size_t replay(const std::string& path) {
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    std::fprintf(stderr, "fuzz_kcont: cannot read %s\n", path.c_str());
+    std::fprintf(stderr, KCONT_FUZZ_NAME ": cannot read %s\n", path.c_str());
     std::exit(2);
   }
   std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
@@ -49,7 +58,7 @@ int main(int argc, char** argv) {
     } else if (a == "--seed" && i + 1 < argc) {
       seed = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
     } else if (a == "--help") {
-      std::printf("usage: fuzz_kcont [--seconds S] [--seed N] [CORPUS_FILE_OR_DIR...]\n");
+      std::printf("usage: " KCONT_FUZZ_NAME " [--seconds S] [--seed N] [CORPUS_FILE_OR_DIR...]\n");
       return 0;
     } else {
       replayed += replay(a);
@@ -65,8 +74,8 @@ int main(int argc, char** argv) {
     LLVMFuzzerTestOneInput(buf.data(), buf.size());
     ++random_inputs;
   }
-  std::printf(
-      "fuzz_kcont: %zu corpus inputs and %llu random inputs (seed %u) agreed with the model\n",
-      replayed, static_cast<unsigned long long>(random_inputs), seed);
+  std::printf(KCONT_FUZZ_NAME
+              ": %zu corpus inputs and %llu random inputs (seed %u) " KCONT_FUZZ_VERDICT "\n",
+              replayed, static_cast<unsigned long long>(random_inputs), seed);
   return 0;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, in three builds: plain (RelWithDebInfo), ThreadSanitizer, and
 # AddressSanitizer+UBSan (both Debug, so debug-build checks such as lockdebug are on); then the
-# differential fuzzer under libFuzzer for KCONT_FUZZ_SECONDS (default 60). Installs
-# dependencies first. Usage: bash scripts/test.sh [plain|tsan|asan|fuzz ...] (default: all)
+# differential fuzzer under libFuzzer for KCONT_FUZZ_SECONDS (default 60) and the IPv4 stack's
+# input fuzzer for KCONT_FUZZ_INET_SECONDS (default 30). Installs dependencies first.
+# Usage: bash scripts/test.sh [plain|tsan|asan|fuzz ...] (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -23,7 +24,7 @@ for cfg in "${configs[@]}"; do
     CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DKCONT_WERROR=ON \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKCONT_FUZZ=ON -DKCONT_SANITIZE=address \
       -DKCONT_BUILD_BENCH=OFF -DKCONT_BUILD_EXAMPLES=OFF >/dev/null
-    cmake --build "$dir" -j "$jobs" --target fuzz_kcont_libfuzzer
+    cmake --build "$dir" -j "$jobs" --target fuzz_kcont_libfuzzer fuzz_inet_libfuzzer
     work=$(mktemp -d)
     if ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" "$dir/fuzz/fuzz_kcont_libfuzzer" \
         -max_total_time="${KCONT_FUZZ_SECONDS:-60}" -timeout=30 -print_final_stats=1 \
@@ -31,6 +32,18 @@ for cfg in "${configs[@]}"; do
       summary+=("fuzz: no divergence in ${KCONT_FUZZ_SECONDS:-60}s ($(( $(date +%s) - start ))s in all)")
     else
       summary+=("fuzz: FAILED (the input is in $dir/crash-*; add it to fuzz/corpus)")
+      status=1
+    fi
+    rm -rf "$work"
+    # The IPv4 stack's input path (fuzz/fuzz_inet.cpp), from its own seed corpus.
+    work=$(mktemp -d)
+    start=$(date +%s)
+    if ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" "$dir/fuzz/fuzz_inet_libfuzzer" \
+        -max_total_time="${KCONT_FUZZ_INET_SECONDS:-30}" -timeout=30 -print_final_stats=1 \
+        -artifact_prefix="$dir/inet-" "$work" fuzz/corpus_inet 2>&1 | tail -6; then
+      summary+=("fuzz_inet: every frame passed in ${KCONT_FUZZ_INET_SECONDS:-30}s ($(( $(date +%s) - start ))s in all)")
+    else
+      summary+=("fuzz_inet: FAILED (the input is in $dir/inet-crash-*; add it to fuzz/corpus_inet)")
       status=1
     fi
     rm -rf "$work"
