@@ -1,10 +1,10 @@
 // ARP (RFC 826) for Ethernet and IPv4: input (answer requests for our address; learn as BSD's
 // in_arpinput and Linux's arp_process do: create an entry from a request or reply targeted at
-// us, refresh an existing one from any), the cache (fixed size, allocated once, entries
-// expire lazily, the least recently used resolved one is evicted), resolution with one held
-// packet per address (la_hold; a newer packet replaces it) and the timer that asks again
-// every arp_retry and gives up after arp_max_tries requests (then, for arp_down, sends to
-// that address fail at once, as BSD's RTF_REJECT entry makes them).
+// us, refresh an existing one from any; senders off our network are not learned), the cache (fixed
+// size, allocated once, entries expire lazily, the least recently used resolved one is evicted),
+// resolution with one held packet per address (la_hold; a newer packet replaces it) and the timer
+// that asks again every arp_retry and gives up after arp_max_tries requests (then, for arp_down,
+// sends to that address fail at once, as BSD's RTF_REJECT entry makes them).
 #include <kcont/nicsim.h>
 
 #include <algorithm>
@@ -43,10 +43,13 @@ void inet_stack::impl::arp_input(pkt* m) {
   if (is_ours(spa)) return drop(m, inet_drop::arp_duplicate);
   const bool for_us = is_ours(tpa);
 
-  // Learn. A request from 0.0.0.0 is an RFC 5227 probe: answered, never learned.
+  // Learn. A request from 0.0.0.0 is an RFC 5227 probe: answered, never learned. A sender off
+  // our network is never learned either (OpenBSD's arplookup finds no route to enter it under;
+  // we could not send to it anyway), but its request for our address is answered.
+  const bool off_link = spa != 0 && !on_link(spa);
   bool learned = false;
   pkt* held = nullptr;
-  if (spa != 0) {
+  if (spa != 0 && !off_link) {
     const std::int64_t t = now();
     std::lock_guard<std::mutex> lk(arp_mu);
     arp_entry* e = arp_lookup(spa, t);
@@ -70,6 +73,7 @@ void inet_stack::impl::arp_input(pkt* m) {
 
   if (!for_us) return drop(m, inet_drop::arp_not_for_us);
   if (op == ARPOP_REPLY) {
+    if (off_link) return drop(m, inet_drop::arp_off_link);
     if (!learned) return drop(m, inet_drop::arp_cache_full);
     st.arp_replies_learned.add();
     pool.put(m);

@@ -21,7 +21,7 @@ void inet_stack::impl::icmp_input(pkt* m, bool to_group) {
   put_be<std::uint16_t>(icp + 2, 0);
   put_be<std::uint16_t>(icp + 2, in_cksum(icp, icmp_len));
   const auto src = get_be<ipv4_addr>(ip + 12);
-  ip_header(ip, ip[1], total, get_be<std::uint16_t>(ip + 6) & IP_DF, IPPROTO_ICMP_, cfg.addr, src);
+  ip_header(ip, ip[1], total, get_be<std::uint16_t>(ip + 6) & IP_DF, IPPROTO_ICMP, cfg.addr, src);
   ether_header(m, m->data + 6, ETHERTYPE_IP);
   if (transmit(m, st.tx_icmp) == 0) st.icmp_echoes_answered.add();
 }

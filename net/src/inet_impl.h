@@ -34,6 +34,14 @@
 
 namespace kcont::net {
 
+// The kernels' names for the protocol values, so the code reads side by side with BSD's
+// netinet/. The system headers that define them as macros (<net/ethernet.h>, <net/if_arp.h>,
+// <netinet/in.h>, <netinet/ip.h>, <netinet/ip_icmp.h>) must not meet this header.
+#if defined(ETHERTYPE_IP) || defined(ARPOP_REQUEST) || defined(IPPROTO_UDP) || defined(IP_DF) || \
+    defined(ICMP_ECHO)
+#error "inet_impl.h: a system network header defines the protocol names declared here"
+#endif
+
 // Wire formats (offsets from the start of each header).
 inline constexpr std::size_t kEtherHeader = 14;
 inline constexpr std::size_t kArpPacket = 28;  // Ethernet/IPv4 ARP
@@ -46,8 +54,8 @@ inline constexpr std::uint16_t ETHERTYPE_ARP = 0x0806;
 inline constexpr std::uint16_t ARPHRD_ETHER = 1;
 inline constexpr std::uint16_t ARPOP_REQUEST = 1;
 inline constexpr std::uint16_t ARPOP_REPLY = 2;
-inline constexpr std::uint8_t IPPROTO_ICMP_ = 1;  // trailing _: <netinet/in.h> has macros
-inline constexpr std::uint8_t IPPROTO_UDP_ = 17;
+inline constexpr std::uint8_t IPPROTO_ICMP = 1;
+inline constexpr std::uint8_t IPPROTO_UDP = 17;
 inline constexpr std::uint16_t IP_DF = 0x4000;
 inline constexpr std::uint16_t IP_MF = 0x2000;
 inline constexpr std::uint16_t IP_OFFMASK = 0x1fff;

@@ -37,10 +37,10 @@ void inet_stack::impl::ip_input(pkt* m, bool link_broadcast) {
   if ((get_be<std::uint16_t>(ip + 6) & (IP_MF | IP_OFFMASK)) != 0)
     return drop(m, inet_drop::ip_fragment);
   switch (ip[9]) {
-    case IPPROTO_ICMP_:
+    case IPPROTO_ICMP:
       st.rx_icmp.add();
       return icmp_input(m, to_broadcast || link_broadcast);
-    case IPPROTO_UDP_:
+    case IPPROTO_UDP:
       st.rx_udp.add();
       return udp_input(m);
     default:

@@ -126,15 +126,15 @@ std::uint64_t inet_stats::drops_total() const {
 
 const char* inet_drop_name(inet_drop why) {
   static constexpr const char* kNames[] = {
-      "ether_short",    "ether_oversized",  "ether_unsupported", "ether_not_for_us",
-      "ether_from_us",  "ether_bad_source", "arp_malformed",     "arp_not_for_us",
-      "arp_duplicate",  "ip_short",         "ip_version",        "ip_header_length",
-      "ip_checksum",    "ip_bad_length",    "ip_options",        "ip_bad_source",
-      "ip_not_for_us",  "ip_fragment",      "ip_no_protocol",    "icmp_short",
-      "icmp_checksum",  "icmp_unsupported", "icmp_broadcast",    "udp_short",
-      "udp_bad_length", "udp_checksum",     "udp_bad_port",      "udp_no_port",
-      "no_buffer",      "if_down",          "arp_unresolved",    "arp_hold_replaced",
-      "arp_cache_full"};
+      "ether_short",       "ether_oversized",  "ether_unsupported", "ether_not_for_us",
+      "ether_from_us",     "ether_bad_source", "arp_malformed",     "arp_not_for_us",
+      "arp_duplicate",     "arp_off_link",     "ip_short",          "ip_version",
+      "ip_header_length",  "ip_checksum",      "ip_bad_length",     "ip_options",
+      "ip_bad_source",     "ip_not_for_us",    "ip_fragment",       "ip_no_protocol",
+      "icmp_short",        "icmp_checksum",    "icmp_unsupported",  "icmp_broadcast",
+      "udp_short",         "udp_bad_length",   "udp_checksum",      "udp_bad_port",
+      "udp_no_port",       "no_buffer",        "if_down",           "arp_unresolved",
+      "arp_hold_replaced", "arp_cache_full"};
   static_assert(std::size(kNames) == inet_drop_reasons, "a name for every inet_drop");
   const auto i = static_cast<std::size_t>(why);
   return i < std::size(kNames) ? kNames[i] : "?";

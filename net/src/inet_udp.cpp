@@ -13,7 +13,7 @@ namespace {
 // 0xffff, since 0 means "none" (RFC 768).
 std::uint16_t udp_cksum(ipv4_addr src, ipv4_addr dst, const std::uint8_t* uh, std::uint16_t len) {
   const std::uint16_t c =
-      in_cksum_finish(in_cksum_add(in_pseudo(src, dst, IPPROTO_UDP_, len), uh, len));
+      in_cksum_finish(in_cksum_add(in_pseudo(src, dst, IPPROTO_UDP, len), uh, len));
   return c == 0 ? 0xffff : c;
 }
 
@@ -31,7 +31,7 @@ void inet_stack::impl::udp_input(pkt* m) {
   const auto src = get_be<ipv4_addr>(ip + 12);
   const auto dst = get_be<ipv4_addr>(ip + 16);
   if (get_be<std::uint16_t>(uh + 6) != 0 &&
-      in_cksum_finish(in_cksum_add(in_pseudo(src, dst, IPPROTO_UDP_, ulen), uh, ulen)) != 0)
+      in_cksum_finish(in_cksum_add(in_pseudo(src, dst, IPPROTO_UDP, ulen), uh, ulen)) != 0)
     return drop(m, inet_drop::udp_checksum);
   const std::uint16_t sport = get_be<std::uint16_t>(uh);
   const std::uint16_t dport = get_be<std::uint16_t>(uh + 2);
@@ -52,7 +52,7 @@ void inet_stack::impl::udp_input(pkt* m) {
   put_be<std::uint16_t>(uh + 6, 0);
   // A new datagram from our address, as the echo service's socket would send it (TOS 0, DF
   // clear), even when the request went to a broadcast address.
-  ip_header(ip, 0, static_cast<std::uint16_t>(kIpHeader + ulen), 0, IPPROTO_UDP_, cfg.addr, src);
+  ip_header(ip, 0, static_cast<std::uint16_t>(kIpHeader + ulen), 0, IPPROTO_UDP, cfg.addr, src);
   put_be<std::uint16_t>(uh + 6, udp_cksum(cfg.addr, src, uh, ulen));
   ether_header(m, m->data + 6, ETHERTYPE_IP);
   if (transmit(m, st.tx_udp) == 0) {
@@ -98,8 +98,7 @@ int inet_stack::send_udp(ipv4_addr dst, std::uint16_t dst_port, std::uint16_t sr
   put_be<std::uint16_t>(uh + 6, 0);
   if (!payload.empty()) std::memcpy(uh + kUdpHeader, payload.data(), payload.size());
   put_be<std::uint16_t>(uh + 6, udp_cksum(d.cfg.addr, dst, uh, ulen));
-  d.ip_header(ip, 0, static_cast<std::uint16_t>(kIpHeader + ulen), 0, IPPROTO_UDP_, d.cfg.addr,
-              dst);
+  d.ip_header(ip, 0, static_cast<std::uint16_t>(kIpHeader + ulen), 0, IPPROTO_UDP, d.cfg.addr, dst);
   m->len = static_cast<std::uint32_t>(kEtherHeader + kIpHeader + ulen);
   if (to_broadcast) {
     d.ether_header(m, kEtherBroadcast.data(), ETHERTYPE_IP);

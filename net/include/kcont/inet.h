@@ -78,6 +78,7 @@ enum class inet_drop {
   arp_malformed,      // not Ethernet/IPv4 ARP, bad opcode, or a group sender address
   arp_not_for_us,     // target is not our address (an existing entry is still refreshed)
   arp_duplicate,      // the sender claims our address
+  arp_off_link,       // a reply to us from a sender off our network (not learned)
   ip_short,           // shorter than its IPv4 header
   ip_version,         // version is not 4
   ip_header_length,   // IHL below 5
