@@ -14,6 +14,18 @@ jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 summary=()
 
+# run_libfuzzer TARGET CORPUS SECONDS ARTIFACT_PREFIX DETECT_LEAKS: a bounded libFuzzer run of
+# $dir/fuzz/TARGET on a scratch copy of CORPUS (new units stay out of the source tree); its
+# status is the fuzzer's.
+run_libfuzzer() {
+  local work rc=0
+  work=$(mktemp -d)
+  ASAN_OPTIONS="detect_leaks=$5:abort_on_error=1" "$dir/fuzz/$1" -max_total_time="$3" \
+    -timeout=30 -print_final_stats=1 -artifact_prefix="$4" "$work" "$2" 2>&1 | tail -6 || rc=$?
+  rm -rf "$work"
+  return $rc
+}
+
 for cfg in "${configs[@]}"; do
   if [ "$cfg" = fuzz ]; then
     # The differential fuzzer under libFuzzer (clang, ASan+UBSan), for a bounded time, on a
@@ -25,28 +37,21 @@ for cfg in "${configs[@]}"; do
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKCONT_FUZZ=ON -DKCONT_SANITIZE=address \
       -DKCONT_BUILD_BENCH=OFF -DKCONT_BUILD_EXAMPLES=OFF >/dev/null
     cmake --build "$dir" -j "$jobs" --target fuzz_kcont_libfuzzer fuzz_inet_libfuzzer
-    work=$(mktemp -d)
-    if ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" "$dir/fuzz/fuzz_kcont_libfuzzer" \
-        -max_total_time="${KCONT_FUZZ_SECONDS:-60}" -timeout=30 -print_final_stats=1 \
-        -artifact_prefix="$dir/" "$work" fuzz/corpus 2>&1 | tail -6; then
+    if run_libfuzzer fuzz_kcont_libfuzzer fuzz/corpus "${KCONT_FUZZ_SECONDS:-60}" "$dir/" 0; then
       summary+=("fuzz: no divergence in ${KCONT_FUZZ_SECONDS:-60}s ($(( $(date +%s) - start ))s in all)")
     else
       summary+=("fuzz: FAILED (the input is in $dir/crash-*; add it to fuzz/corpus)")
       status=1
     fi
-    rm -rf "$work"
     # The IPv4 stack's input path (fuzz/fuzz_inet.cpp), from its own seed corpus.
-    work=$(mktemp -d)
     start=$(date +%s)
-    if ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" "$dir/fuzz/fuzz_inet_libfuzzer" \
-        -max_total_time="${KCONT_FUZZ_INET_SECONDS:-30}" -timeout=30 -print_final_stats=1 \
-        -artifact_prefix="$dir/inet-" "$work" fuzz/corpus_inet 2>&1 | tail -6; then
+    if run_libfuzzer fuzz_inet_libfuzzer fuzz/corpus_inet "${KCONT_FUZZ_INET_SECONDS:-30}" \
+        "$dir/inet-" 1; then
       summary+=("fuzz_inet: every frame passed in ${KCONT_FUZZ_INET_SECONDS:-30}s ($(( $(date +%s) - start ))s in all)")
     else
       summary+=("fuzz_inet: FAILED (the input is in $dir/inet-crash-*; add it to fuzz/corpus_inet)")
       status=1
     fi
-    rm -rf "$work"
     continue
   fi
   case "$cfg" in
