@@ -111,6 +111,17 @@ std::vector<std::int64_t> pending_delays_ms() {
 }
 constexpr std::chrono::seconds kSleep{60};
 
+// kPending callouts armed at pending_delays_ms() on the caller's CPU (halted when destroyed).
+std::vector<std::unique_ptr<kcont::callout>> pending_callouts(kcont::runtime& rt) {
+  std::vector<std::unique_ptr<kcont::callout>> bg;
+  bg.reserve(kPending);
+  for (std::int64_t ms : pending_delays_ms()) {
+    bg.push_back(std::make_unique<kcont::callout>(rt, [] {}));
+    bg.back()->schedule(std::chrono::milliseconds(ms));
+  }
+  return bg;
+}
+
 struct sleep_state {
   std::stop_source* current = nullptr;  // the stop source of the sleep in progress
   int left = 0;
@@ -131,13 +142,7 @@ kcont::co_task<void> sleep_loop(kcont::runtime& rt, sleep_state& s) {
 std::vector<double> bench_sleep_cancel(kcont::runtime& rt, int n, std::uint64_t& allocs,
                                        int& fired) {
   kcont::runtime_scope scope(rt);
-  const auto delays = pending_delays_ms();
-  std::vector<std::unique_ptr<kcont::callout>> bg;
-  bg.reserve(delays.size());
-  for (std::int64_t ms : delays) {
-    bg.push_back(std::make_unique<kcont::callout>(rt, [] {}));
-    bg.back()->schedule(std::chrono::milliseconds(ms));
-  }
+  const auto bg = pending_callouts(rt);
   std::vector<double> ns;
   allocs = 0;
   fired = 0;
@@ -154,7 +159,6 @@ std::vector<double> bench_sleep_cancel(kcont::runtime& rt, int n, std::uint64_t&
     fired += s.fired;
     ns.push_back(static_cast<double>(t1 - t0) / n);
   }
-  for (auto& c : bg) c->halt();
   return ns;
 }
 
@@ -170,13 +174,7 @@ kcont::co_task<void> timer_loop(kcont::timer& t, int& left, int& fired) {
 std::vector<double> bench_timer_cancel(kcont::runtime& rt, int n, std::uint64_t& allocs,
                                        int& fired) {
   kcont::runtime_scope scope(rt);
-  const auto delays = pending_delays_ms();
-  std::vector<std::unique_ptr<kcont::callout>> bg;
-  bg.reserve(delays.size());
-  for (std::int64_t ms : delays) {
-    bg.push_back(std::make_unique<kcont::callout>(rt, [] {}));
-    bg.back()->schedule(std::chrono::milliseconds(ms));
-  }
+  const auto bg = pending_callouts(rt);
   std::vector<double> ns;
   allocs = 0;
   fired = 0;
@@ -192,7 +190,6 @@ std::vector<double> bench_timer_cancel(kcont::runtime& rt, int n, std::uint64_t&
     t.cancel();  // the last one: it ends
     ns.push_back(static_cast<double>(t1 - t0) / n);
   }
-  for (auto& c : bg) c->halt();
   return ns;
 }
 
