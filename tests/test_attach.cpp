@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <kcont/attach.h>
 #include <kcont/callout.h>
+#include <kcont/coro.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/kcont.h>
 #include <kcont/runtime.h>
@@ -152,6 +153,45 @@ struct where {
 };
 
 }  // namespace
+
+namespace {
+
+// Hops onto two soft queues and sleeps twice (a callout each way); records where each step ran.
+kcont::co_task<void> attached_steps(kcont::runtime& rt, std::atomic<int>& steps,
+                                    std::atomic<int>& off_server, std::thread::id server) {
+  auto mark = [&] {
+    if (std::this_thread::get_id() != server) ++off_server;
+    ++steps;
+  };
+  co_await kcont::on(rt, wq_softnet, rt.cpu(0));
+  mark();
+  const bool came = co_await kcont::sleep_for(rt, 5ms);
+  if (came) mark();
+  kcont::timer t(rt);
+  const bool again = co_await t.sleep_for(2ms);
+  if (again) mark();
+  co_await kcont::on(rt, wq_softclock, rt.cpu(0));
+  mark();
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("attached: coroutines hop onto soft queues and sleep on the server's thread",
+                   Loop, KCONT_TEST_LOOPS) {
+  Loop loop;
+  loop.run();
+  const std::thread::id server = server_thread_id(loop);
+  const int before = kcont_test::process_threads();
+  {
+    kcont::runtime rt(loop.config(1));
+    std::atomic<int> steps{0}, off_server{0};
+    kcont::spawn(attached_steps(rt, steps, off_server, server));
+    CHECK(wait_until([&] { return steps == 4; }));
+    CHECK(off_server == 0);
+    CHECK(kcont_test::process_threads() == before);  // no thread for any of it
+    CHECK(rt.stop().drained);
+  }
+}
 
 TEST_CASE_TEMPLATE("attached: softints and callouts run on the server's thread; no thread added",
                    Loop, KCONT_TEST_LOOPS) {

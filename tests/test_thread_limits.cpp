@@ -117,6 +117,17 @@ TEST_CASE("no worker engine: taskq_create NULL + errno, workqueue_create and kco
     errno = 0;
     CHILD_CHECK(kcont_workqueue_acquire(PRI_LOW, WQ_PERCPU) == nullptr);
     CHILD_CHECK(errno == EAGAIN);
+    // The soft queues need no thread (their drains run on the CPU loops): they work meanwhile.
+    std::atomic<int> soft_runs{0};
+    kcont_t* soft = kcont_create(
+        wq_softnet, nullptr, [](void* p, kcont_t*) { ++*static_cast<std::atomic<int>*>(p); },
+        &soft_runs, 0);
+    CHILD_CHECK(soft != nullptr);
+    if (soft != nullptr) {
+      CHILD_CHECK(kcont_schedule(soft, nullptr, 0) == 0);
+      CHILD_CHECK(kcont_test::wait_until([&] { return soft_runs == 1; }));
+      kcont_destroy(soft);
+    }
     // Threads again: everything works, nothing was left half made.
     allow_plenty();
     tq = taskq_create("threads", 1, 0, TASKQ_MPSAFE);

@@ -69,17 +69,25 @@ void* create_state(kcont::runtime& rt) {
   auto* st = new runtime_state;
   st->gates = std::make_unique<level_gate[]>(rt.ncpu());
   try {
-    for (int k = 0; k < kPredefined; ++k)
-      st->predefined[k] = k < static_cast<int>(kSoftLevels)
-                              ? make_binding(rt, true, kSoftLevel[k], true)
-                              : make_binding(rt, false, k - kSoftLevels, true, st->gates.get());
-  } catch (...) {  // no thread or memory for a queue: undo what was made (kcont_init: EAGAIN)
+    for (unsigned k = 0; k < kSoftLevels; ++k)
+      st->predefined[k] = make_binding(rt, true, kSoftLevel[k], true).release();
+  } catch (...) {  // no memory, or no softint: undo what was made (kcont_init: EAGAIN)
     for (auto& b : st->predefined)
-      if (b) free_binding(b.release());
+      if (binding* made = b.load()) free_binding(made);
     delete st;
     throw;
   }
   return st;
+}
+
+// A predefined thread queue's binding, made on first use (its workqueue starts the runtime's
+// worker engine). Throws as make_binding does; nothing is kept then and the next use retries.
+binding& predefined_thread_binding(runtime_state& st, kcont::runtime& rt, int kind) {
+  std::lock_guard<std::mutex> lk(st.acquire_mu);
+  if (binding* b = st.predefined[kind].load(std::memory_order_relaxed)) return *b;
+  binding* b = make_binding(rt, false, kind - kSoftLevels, true, st.gates.get()).release();
+  st.predefined[kind].store(b, std::memory_order_release);
+  return *b;
 }
 
 void destroy_state(void* p) {
@@ -88,7 +96,8 @@ void destroy_state(void* p) {
     std::unique_lock<std::mutex> lk(st->reap_mu);
     st->reaped.wait(lk, [&] { return st->reaping == 0; });
   }
-  for (auto& b : st->predefined) free_binding(b.release());
+  for (auto& b : st->predefined)
+    if (binding* made = b.load()) free_binding(made);
   for (auto& [key, wq] : st->acquired) {
     std::fprintf(stderr,
                  "kcont: runtime destroyed with an acquired kcont queue still referenced "
@@ -138,7 +147,11 @@ runtime_state& state_of(kcont::runtime& rt) {
 }
 
 binding& bind(kcont_wq* wq, kcont::runtime& rt) {
-  if (wq->kind < kPredefined) return *state_of(rt).predefined[wq->kind];
+  if (wq->kind < kPredefined) {
+    runtime_state& st = state_of(rt);
+    if (binding* b = st.predefined[wq->kind].load(std::memory_order_acquire)) return *b;
+    return predefined_thread_binding(st, rt, wq->kind);
+  }
   runtime_state& st = state_of(*wq->rt);
   std::lock_guard<std::mutex> lk(st.acquire_mu);
   ++wq->refs;

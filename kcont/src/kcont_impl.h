@@ -107,8 +107,11 @@ struct binding {
 
 // The per-runtime state of the kcont layer (bindings.cpp).
 struct runtime_state {
-  std::unique_ptr<level_gate[]> gates;               // [I] one per CPU
-  std::unique_ptr<binding> predefined[kPredefined];  // [I]
+  std::unique_ptr<level_gate[]> gates;  // [I] one per CPU
+  // Owned. The soft queues' [I], made with the state; the thread queues' [a], made under
+  // acquire_mu on first use, so that a runtime using only soft queues (attach mode) starts no
+  // worker engine and no thread.
+  std::atomic<binding*> predefined[kPredefined] = {};
   std::mutex acquire_mu;
   std::map<std::pair<int, int>, kcont_wq*> acquired;  // [r] by {pri, flags}
   // Acquired bindings being freed on a thread of their own (their last reference went inside
