@@ -77,3 +77,25 @@ TEST_CASE("asio::co_spawn a coroutine onto a taskq") {
   REQUIRE(wait_until([&] { return steps == 2; }));
   taskq_destroy(tq);
 }
+
+TEST_CASE("asio::post onto a taskctx executor hands off to a worker of the executor's runtime") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  kcont::taskctx_executor ex(&tc, rt);  // no runtime_scope: rt is named, not current
+  CHECK(&ex.context_runtime() == &rt);
+  constexpr int kPosts = 1000;
+  std::atomic<int> runs{0}, wrong_runtime{0}, overlaps{0};
+  std::atomic<bool> inside{false};
+  for (int i = 0; i < kPosts; ++i)
+    asio::post(ex, [&] {
+      if (&kcont::runtime::current() != &rt) ++wrong_runtime;  // not systqmp's default runtime
+      if (inside.exchange(true)) ++overlaps;
+      inside = false;
+      ++runs;
+    });
+  REQUIRE(wait_until([&] { return runs == kPosts; }));
+  taskctx_barrier(&tc);
+  CHECK(wrong_runtime == 0);
+  CHECK(overlaps == 0);
+}

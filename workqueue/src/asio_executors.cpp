@@ -1,6 +1,8 @@
 // Out-of-line pieces of the Asio executor adaptors (asio_executors.h).
 #include <kcont/asio_executors.h>
 
+#include "engine.h"
+
 namespace kcont::detail {
 
 boost::asio::execution_context& executors_context() {
@@ -20,10 +22,10 @@ struct hop {
 };
 }  // namespace
 
-void post_into_taskctx(taskctx* tc, task* t) {
+void post_into_taskctx(runtime& rt, taskctx* tc, task* t) {
   auto* h = new hop{TASK_INITIALIZER(&hop::run, nullptr), tc, t};
   h->t.t_arg = h;
-  task_add(systqmp, &h->t);
+  instance_add(engine_of(rt).handoff_queue(), &h->t);
 }
 
 }  // namespace kcont::detail

@@ -305,7 +305,16 @@ engine::engine(runtime& r) : rt(r) {
   overseers_ = ovs;
 }
 
+queue_instance& engine::handoff_queue() {
+  std::call_once(handoff_once_, [this] {
+    handoff_ = std::make_unique<queue_instance>(*this, 1, rt.ncpu(), true, -1);  // medium-high
+    handoff_->name = "kcont hand-off";
+  });
+  return *handoff_;
+}
+
 engine::~engine() {
+  if (handoff_) instance_drain(*handoff_);  // its tasks run before the workers stop
   auto* ovs = static_cast<engine_overseers*>(overseers_);
   stop_overseers(ovs);
   for (auto& p : pools_) {

@@ -124,9 +124,16 @@ class engine {
   std::atomic<std::uint64_t> spin_hits{0}, spin_misses{0};  // [a] see engine_stats
   void bump(std::uint64_t engine_stats::*field);
 
+  // The runtime's own queue for hand-offs that need a thread of this runtime (the Asio taskctx
+  // executor's never-blocking post): one task at a time per CPU's pool, made on first use,
+  // drained and freed by ~engine.
+  queue_instance& handoff_queue();
+
  private:
   friend struct pool;
-  void* overseers_ = nullptr;  // [I] engine_overseers (engine.cpp)
+  std::once_flag handoff_once_;
+  std::unique_ptr<queue_instance> handoff_;  // [I] once made (handoff_once_)
+  void* overseers_ = nullptr;                // [I] engine_overseers (engine.cpp)
   std::mutex counters_mu_;
   engine_stats counters_;                     // [c]
   std::vector<std::unique_ptr<pool>> pools_;  // [I] [cpu * kPriorities + prio]

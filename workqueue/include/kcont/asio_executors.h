@@ -3,11 +3,14 @@
 //   kcont::taskq_executor    runs function objects as tasks of a taskq (never inline);
 //   kcont::taskctx_executor  runs them inside a taskctx: dispatch runs inline when the context
 //                            is free (task_dispatch); post (blocking.never) hands the function
-//                            to systqmp, whose worker dispatches it into the context.
+//                            to a worker of the executor's runtime (the one given, else
+//                            runtime::current() when the executor is made), which dispatches it
+//                            into the context.
 // Each submitted function object is moved into one heap block (as Asio itself does for a
 // handler) that is freed after it ran.
 #pragma once
 
+#include <kcont/runtime.h>
 #include <kcont/task.h>
 #include <kcont/taskctx.h>
 #include <boost/asio/execution.hpp>
@@ -41,8 +44,8 @@ task* make_owned_task(F&& f) {
 // The execution_context kcont's executors report (Asio asks every executor for one).
 boost::asio::execution_context& executors_context();
 
-// Dispatches a task into a taskctx from systqmp's worker (the never-blocking post).
-void post_into_taskctx(taskctx* tc, task* t);
+// Dispatches a task into a taskctx from a worker of rt (the never-blocking post).
+void post_into_taskctx(runtime& rt, taskctx* tc, task* t);
 
 // What every kcont executor answers alike: the execution_context Asio asks for, and whether
 // execute() may run the function before it returns.
@@ -90,29 +93,31 @@ class taskq_executor : public detail::executor_base<true> {
 template <bool NeverBlocking>
 class basic_taskctx_executor : public detail::executor_base<NeverBlocking> {
  public:
-  explicit basic_taskctx_executor(taskctx* tc) noexcept : tc_(tc) {}
+  explicit basic_taskctx_executor(taskctx* tc) : basic_taskctx_executor(tc, runtime::current()) {}
+  basic_taskctx_executor(taskctx* tc, runtime& rt) noexcept : tc_(tc), rt_(&rt) {}
 
   basic_taskctx_executor<true> require(boost::asio::execution::blocking_t::never_t) const noexcept {
-    return basic_taskctx_executor<true>(tc_);
+    return basic_taskctx_executor<true>(tc_, *rt_);
   }
   basic_taskctx_executor<false> require(
       boost::asio::execution::blocking_t::possibly_t) const noexcept {
-    return basic_taskctx_executor<false>(tc_);
+    return basic_taskctx_executor<false>(tc_, *rt_);
   }
 
   template <class F>
   void execute(F&& f) const {
     task* t = detail::make_owned_task(std::forward<F>(f));
     if constexpr (NeverBlocking)
-      detail::post_into_taskctx(tc_, t);
+      detail::post_into_taskctx(*rt_, tc_, t);
     else
       task_dispatch(tc_, t);
   }
 
   taskctx* context() const noexcept { return tc_; }
+  runtime& context_runtime() const noexcept { return *rt_; }
   friend bool operator==(const basic_taskctx_executor& a,
                          const basic_taskctx_executor& b) noexcept {
-    return a.tc_ == b.tc_;
+    return a.tc_ == b.tc_ && a.rt_ == b.rt_;
   }
   friend bool operator!=(const basic_taskctx_executor& a,
                          const basic_taskctx_executor& b) noexcept {
@@ -121,6 +126,7 @@ class basic_taskctx_executor : public detail::executor_base<NeverBlocking> {
 
  private:
   taskctx* tc_;
+  runtime* rt_;
 };
 
 using taskctx_executor = basic_taskctx_executor<false>;
