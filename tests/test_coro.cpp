@@ -650,3 +650,33 @@ TEST_CASE("kcont::timer: a frame destroyed while it waits leaves the timer usabl
   require_or_exit(wait_until([&] { return result.load() != 99; }), "timer reused");
   CHECK(result == 1);
 }
+
+TEST_CASE("sleep_for at the duration limits: negative is one tick, max saturates and stops") {
+  kcont::runtime rt(cpus(2));
+  std::atomic<int> result{99};
+  auto neg = [](kcont::runtime& r, std::atomic<int>& out) -> kcont::co_task<> {
+    const bool came = co_await kcont::sleep_for(r, std::chrono::seconds(-5));
+    out = came ? 1 : 0;
+  };
+  kcont::spawn(neg(rt, result));
+  require_or_exit(wait_until([&] { return result.load() != 99; }), "negative sleep");
+  CHECK(result == 1);
+
+  std::stop_source src;
+  result = 99;
+  auto huge = [](kcont::runtime& r, std::stop_token st, std::atomic<int>& out) -> kcont::co_task<> {
+    const bool came = co_await kcont::sleep_for(r, std::chrono::hours::max(), st);
+    out = came ? 1 : 0;
+  };
+  kcont::spawn(huge(rt, src.get_token(), result));
+  std::this_thread::sleep_for(10ms);
+  CHECK(result == 99);  // clamped to INT_MAX ticks, not wrapped into the past
+  src.request_stop();
+  CHECK(result == 0);
+
+  kcont::co_task<> moved = neg(rt, result);
+  kcont::co_task<> taken = std::move(moved);
+  kcont::spawn(std::move(moved));  // a moved-from task: nothing happens
+  CHECK_FALSE(moved.valid());
+  CHECK(taken.valid());
+}
