@@ -164,6 +164,10 @@ TEST_CASE("example: asio_echo_server") {
   exercise(KCONT_EXAMPLE_ASIO);
 }
 
+TEST_CASE("example: coro_echo_server (coroutines on kcont)") {
+  exercise(KCONT_EXAMPLE_CORO);
+}
+
 #ifdef KCONT_EXAMPLE_LIBEVENT
 TEST_CASE("example: libevent_echo_server") {
   exercise(KCONT_EXAMPLE_LIBEVENT);
