@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "test_util.h"
 
@@ -98,4 +99,25 @@ TEST_CASE("asio::post onto a taskctx executor hands off to a worker of the execu
   taskctx_barrier(&tc);
   CHECK(wrong_runtime == 0);
   CHECK(overlaps == 0);
+}
+
+TEST_CASE("taskctx executor: posts from one thread run in the order posted, as a strand's do") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  taskctx tc;
+  taskctx_init(&tc, 0);
+  kcont::taskctx_executor ex(&tc, rt);
+  constexpr int kPosts = 5000;
+  std::vector<int> order;  // appended inside the context only
+  order.reserve(kPosts);
+  std::atomic<int> runs{0};
+  for (int i = 0; i < kPosts; ++i)
+    asio::post(ex, [&, i] {
+      order.push_back(i);
+      ++runs;
+    });
+  REQUIRE(wait_until([&] { return runs == kPosts; }));
+  taskctx_barrier(&tc);
+  int out_of_order = 0;
+  for (int i = 0; i < kPosts; ++i) out_of_order += order[static_cast<std::size_t>(i)] != i;
+  CHECK(out_of_order == 0);
 }

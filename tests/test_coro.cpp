@@ -680,3 +680,71 @@ TEST_CASE("sleep_for at the duration limits: negative is one tick, max saturates
   CHECK_FALSE(moved.valid());
   CHECK(taken.valid());
 }
+
+namespace {
+
+kcont::co_task<void> post_into(kcont::runtime& rt, serial_state& s, int rounds,
+                               std::atomic<int>& inline_hops) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await kcont::on(rt, &s.tc);
+    // On a worker of rt, never inline on the spawning thread (a foreign thread, whose
+    // runtime::current() is not rt; thread ids would not do: a joined thread's id is reused).
+    if (&kcont::runtime::current() != &rt) ++inline_hops;
+    if (s.inside.exchange(true)) ++s.overlaps;
+    ++s.plain_count;
+    s.inside = false;
+  }
+  ++s.finished;
+}
+
+owned post_then_mark(kcont::runtime& rt, taskctx* tc, std::atomic<int>& marked) {
+  co_await kcont::on(rt, tc);
+  ++marked;
+}
+
+}  // namespace
+
+TEST_CASE("on(taskctx): handed to a worker, never inline, never concurrent, each once") {
+  kcont::runtime rt(cpus(2));
+  serial_state s;
+  taskctx_init(&s.tc, IPL_NET);
+  std::atomic<int> inline_hops{0};
+  constexpr int kThreads = 3, kPerThread = 100, kRounds = 10;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) kcont::spawn(post_into(rt, s, kRounds, inline_hops));
+    });
+  for (auto& t : threads) t.join();
+  require_or_exit(wait_until([&] { return s.finished.load() == kThreads * kPerThread; }),
+                  "posted coroutines done");
+  taskctx_barrier(&s.tc);
+  CHECK(inline_hops == 0);
+  CHECK(s.overlaps == 0);
+  CHECK(s.plain_count == static_cast<long>(kThreads) * kPerThread * kRounds);
+
+  // A frame destroyed while its task waits in the busy context: withdrawn, never resumed.
+  gate g;
+  task blocker = TASK_INITIALIZER(&gate::run, &g);
+  std::thread holder([&] { task_dispatch(&s.tc, &blocker); });
+  require_or_exit(wait_until([&] { return g.inside.load(); }), "context held");
+  std::atomic<int> marked{0};
+  owned o = post_then_mark(rt, &s.tc, marked);
+  std::this_thread::sleep_for(20ms);  // the hand-off has put its task into the busy context
+  o.h.destroy();
+  g.release = true;
+  holder.join();
+  taskctx_barrier(&s.tc);
+
+  // ... and while its hand-off waits behind another hand-off.
+  gate g2;
+  task slow_handoff = TASK_INITIALIZER(&gate::run, &g2);
+  kcont::detail::runtime_handoff(rt, &slow_handoff);
+  require_or_exit(wait_until([&] { return g2.inside.load(); }), "hand-off queue held");
+  owned o2 = post_then_mark(rt, &s.tc, marked);
+  o2.h.destroy();
+  g2.release = true;
+  std::this_thread::sleep_for(20ms);
+  taskctx_barrier(&s.tc);
+  CHECK(marked == 0);
+}

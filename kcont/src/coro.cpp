@@ -208,4 +208,32 @@ taskctx_hop::~taskctx_hop() {
   if (dispatched_) taskctx_withdraw(tc_, &t_);
 }
 
+// ---- taskctx_post_hop ----------------------------------------------------------------------
+
+void taskctx_post_hop::await_suspend(std::coroutine_handle<> h) {
+  h_ = h;
+  task_set(&handoff_, &taskctx_post_hop::hand_off, this);
+  task_set(&t_, &taskctx_post_hop::run, this);
+  queued_ = true;
+  runtime_handoff(*rt_, &handoff_);  // from here on *this may be gone
+}
+
+// On the worker: t_ goes into the context (run there at once when it is free). Nothing after
+// task_dispatch touches *this: the coroutine may have run and ended inside it.
+void taskctx_post_hop::hand_off(void* self) {
+  auto* a = static_cast<taskctx_post_hop*>(self);
+  task_dispatch(a->tc_, &a->t_);
+}
+
+void taskctx_post_hop::run(void* self) {
+  static_cast<taskctx_post_hop*>(self)->h_.resume();
+}
+
+// Inside run(): neither task is queued and both withdrawals find nothing. A frame destroyed
+// while waiting: the hand-off or the task in the context is taken back, whichever is queued.
+taskctx_post_hop::~taskctx_post_hop() {
+  if (!queued_) return;
+  if (!runtime_handoff_withdraw(*rt_, &handoff_)) taskctx_withdraw(tc_, &t_);
+}
+
 }  // namespace kcont::detail

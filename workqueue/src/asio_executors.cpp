@@ -1,8 +1,6 @@
 // Out-of-line pieces of the Asio executor adaptors (asio_executors.h).
 #include <kcont/asio_executors.h>
 
-#include "engine.h"
-
 namespace kcont::detail {
 
 boost::asio::execution_context& executors_context() {
@@ -25,7 +23,7 @@ struct hop {
 void post_into_taskctx(runtime& rt, taskctx* tc, task* t) {
   auto* h = new hop{TASK_INITIALIZER(&hop::run, nullptr), tc, t};
   h->t.t_arg = h;
-  instance_add(engine_of(rt).handoff_queue(), &h->t);
+  runtime_handoff(rt, &h->t);
 }
 
 }  // namespace kcont::detail

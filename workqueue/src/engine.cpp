@@ -307,7 +307,9 @@ engine::engine(runtime& r) : rt(r) {
 
 queue_instance& engine::handoff_queue() {
   std::call_once(handoff_once_, [this] {
-    handoff_ = std::make_unique<queue_instance>(*this, 1, rt.ncpu(), true, -1);  // medium-high
+    // One task at a time, medium-high priority: hand-offs keep the order they were made in
+    // (a strand's posts run in order; so do a taskctx executor's).
+    handoff_ = std::make_unique<queue_instance>(*this, 1, 1, true, -1);
     handoff_->name = "kcont hand-off";
   });
   return *handoff_;

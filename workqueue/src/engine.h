@@ -125,8 +125,8 @@ class engine {
   void bump(std::uint64_t engine_stats::*field);
 
   // The runtime's own queue for hand-offs that need a thread of this runtime (the Asio taskctx
-  // executor's never-blocking post): one task at a time per CPU's pool, made on first use,
-  // drained and freed by ~engine.
+  // executor's never-blocking post, kcont::on(taskctx*)): one task at a time, in the order
+  // added; made on first use, drained and freed by ~engine.
   queue_instance& handoff_queue();
 
  private:

@@ -163,3 +163,13 @@ void taskq_del_barrier(taskq* tq, task* t) {
 bool task_pending(const task* t) {
   return (t->t_flags.load() & TASK_ONQUEUE) != 0;
 }
+
+void kcont::detail::runtime_handoff(kcont::runtime& rt, task* t) {
+  if (t->t_func == nullptr)
+    kcont::internal::misuse("taskq", "a hand-off of a task with no function");
+  instance_add(engine_of(rt).handoff_queue(), t);
+}
+
+bool kcont::detail::runtime_handoff_withdraw(kcont::runtime& rt, task* t) {
+  return instance_del(engine_of(rt).handoff_queue(), t);
+}

@@ -29,6 +29,8 @@
 //                              for a CPU on a queue without per-CPU queues (ENOENT) or when the
 //                              runtime's queues cannot be made (EAGAIN).
 //   co_await on(taskq*)        resumes as a task of that queue (never inline).
+//   co_await on([rt,] taskctx*) resumes inside the taskctx, never inline: a worker of the runtime
+//                              dispatches it into the context (hand-offs keep their order).
 //   co_await dispatch(taskctx*)
 //                              resumes inside the taskctx's serialisation: at once on this thread
 //                              when the context is free (task_dispatch's direct path), else after
@@ -322,6 +324,29 @@ class taskctx_hop {
   bool dispatched_ = false;
 };
 
+// co_await on(taskctx*): the awaiter's hand-off task goes to a worker of the runtime, which
+// dispatches the awaiter's second task, the coroutine, into the context.
+class taskctx_post_hop {
+ public:
+  taskctx_post_hop(runtime& rt, taskctx* tc) noexcept : rt_(&rt), tc_(tc) {}
+  taskctx_post_hop(const taskctx_post_hop&) = delete;
+  taskctx_post_hop& operator=(const taskctx_post_hop&) = delete;
+  ~taskctx_post_hop();
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  void await_resume() const noexcept {}
+
+ private:
+  static void hand_off(void* self);
+  static void run(void* self);
+  runtime* rt_;
+  taskctx* tc_;
+  std::coroutine_handle<> h_;
+  ::task handoff_ = TASK_INITIALIZER(nullptr, nullptr);
+  ::task t_ = TASK_INITIALIZER(nullptr, nullptr);
+  bool queued_ = false;
+};
+
 }  // namespace detail
 
 // Sleeps d (any std::chrono duration: rounded up to whole nanoseconds, saturating, as
@@ -385,6 +410,14 @@ inline detail::kqueue_hop on(runtime& rt, kcont_wq_t* wq, cpu_info* ci = nullptr
 }
 inline detail::taskq_hop on(taskq* tq) noexcept {
   return detail::taskq_hop(tq);
+}
+// Resumes inside the taskctx, never inline: a worker of `rt` (default: runtime::current())
+// dispatches the coroutine into the context, after the hand-offs made before it.
+inline detail::taskctx_post_hop on(runtime& rt, taskctx* tc) noexcept {
+  return detail::taskctx_post_hop(rt, tc);
+}
+inline detail::taskctx_post_hop on(taskctx* tc) {
+  return detail::taskctx_post_hop(runtime::current(), tc);
 }
 inline detail::taskctx_hop dispatch(taskctx* tc) noexcept {
   return detail::taskctx_hop(tc);

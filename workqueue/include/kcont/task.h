@@ -64,3 +64,14 @@ extern taskq* const systqmp;
 
 // The 2015 diff declares the taskctx interfaces in this header too.
 #include <kcont/taskctx.h>
+
+namespace kcont {
+class runtime;
+namespace detail {
+// Runs t on a worker of rt (its worker engine's hand-off queue: one task at a time, in the
+// order handed off). For kcont's own faces: the Asio taskctx executor's post, kcont::on(taskctx*).
+void runtime_handoff(kcont::runtime& rt, task* t);
+// Takes t back if it has not been taken to run yet; returns whether it did.
+bool runtime_handoff_withdraw(kcont::runtime& rt, task* t);
+}  // namespace detail
+}  // namespace kcont
