@@ -121,3 +121,29 @@ TEST_CASE("taskctx executor: posts from one thread run in the order posted, as a
   for (int i = 0; i < kPosts; ++i) out_of_order += order[static_cast<std::size_t>(i)] != i;
   CHECK(out_of_order == 0);
 }
+
+TEST_CASE("workqueue_executor: posts onto a function workqueue's CPU queue, in order, each once") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::function_workqueue q(rt, "asio", PRI_NONE, WQ_MPSAFE | WQ_PERCPU);
+  kcont::workqueue_executor ex(q, rt.cpu(1));
+  constexpr int kPosts = 5000;
+  std::vector<int> order;  // one queue runs one item at a time
+  order.reserve(kPosts);
+  std::atomic<int> runs{0}, wrong_runtime{0};
+  const auto me = std::this_thread::get_id();
+  std::atomic<int> inline_runs{0};
+  for (int i = 0; i < kPosts; ++i)
+    asio::post(ex, [&, i] {
+      if (&kcont::runtime::current() != &rt) ++wrong_runtime;
+      if (std::this_thread::get_id() == me) ++inline_runs;
+      order.push_back(i);
+      ++runs;
+    });
+  asio::dispatch(ex, [&] { ++runs; });  // never inline either
+  REQUIRE(wait_until([&] { return runs == kPosts + 1; }));
+  CHECK(wrong_runtime == 0);
+  CHECK(inline_runs == 0);
+  int out_of_order = 0;
+  for (int i = 0; i < kPosts; ++i) out_of_order += order[static_cast<std::size_t>(i)] != i;
+  CHECK(out_of_order == 0);
+}

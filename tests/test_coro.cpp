@@ -748,3 +748,49 @@ TEST_CASE("on(taskctx): handed to a worker, never inline, never concurrent, each
   taskctx_barrier(&s.tc);
   CHECK(marked == 0);
 }
+
+namespace {
+
+kcont::co_task<void> wq_hopper(kcont::runtime& rt, kcont::function_workqueue& q, int hops,
+                               std::atomic<int>& wrong, std::atomic<int>& done) {
+  for (int i = 0; i < hops; ++i) {
+    cpu_info* ci = rt.cpu(static_cast<unsigned>(i) % rt.ncpu());
+    co_await kcont::on(q, ci);
+    // A worker of rt (thread context), never the spawning thread or a CPU loop.
+    if (&kcont::runtime::current() != &rt || kcont::in_interrupt_context()) ++wrong;
+  }
+  ++done;
+}
+
+owned wq_hop_then_mark(kcont::function_workqueue& q, cpu_info* ci, std::atomic<int>& marked) {
+  co_await kcont::on(q, ci);
+  ++marked;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "on(function_workqueue): a worker, per-CPU queues, each hop once; withdrawn if destroyed") {
+  kcont::runtime rt(cpus(2));
+  kcont::function_workqueue q(rt, "coro", PRI_NONE, WQ_MPSAFE | WQ_PERCPU);
+  std::atomic<int> wrong{0}, done{0};
+  constexpr int kCoroutines = 100, kHops = 20;
+  for (int i = 0; i < kCoroutines; ++i) kcont::spawn(wq_hopper(rt, q, kHops, wrong, done));
+  require_or_exit(wait_until([&] { return done.load() == kCoroutines; }), "workqueue hops");
+  CHECK(wrong == 0);
+
+  // CPU 1's queue held by a sleeping item: a hop queued behind it is withdrawn with its frame.
+  struct blocker_item : kcont::function_workqueue::item {
+    gate g;
+  } b;
+  b.fn = [](kcont::function_workqueue::item* it) { gate::run(&static_cast<blocker_item*>(it)->g); };
+  q.enqueue(&b, rt.cpu(1));
+  require_or_exit(wait_until([&] { return b.g.inside.load(); }), "queue held");
+  std::atomic<int> marked{0};
+  owned o = wq_hop_then_mark(q, rt.cpu(1), marked);
+  o.h.destroy();
+  b.g.release = true;
+  workqueue_wait(q.get(), &b);
+  CHECK(marked == 0);
+  CHECK_FALSE(q.withdraw(&b));  // it ran: nothing to take back
+}

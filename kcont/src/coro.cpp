@@ -168,6 +168,24 @@ kqueue_hop::~kqueue_hop() {
   if (scheduled_) kcont_hop_done(&hop_, begun_);
 }
 
+// ---- workqueue_hop -------------------------------------------------------------------------
+
+void workqueue_hop::await_suspend(std::coroutine_handle<> h) {
+  h_ = h;
+  fn = &workqueue_hop::run;
+  queued_ = true;
+  q_->enqueue(this, ci_);  // from here on *this may be gone
+}
+
+void workqueue_hop::run(function_workqueue::item* it) {
+  static_cast<workqueue_hop*>(it)->h_.resume();
+}
+
+// Inside run(): the item is no longer queued. A frame destroyed while it waits: withdrawn.
+workqueue_hop::~workqueue_hop() {
+  if (queued_) q_->withdraw(this);
+}
+
 // ---- taskq_hop -----------------------------------------------------------------------------
 
 void taskq_hop::await_suspend(std::coroutine_handle<> h) {

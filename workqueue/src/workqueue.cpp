@@ -1,5 +1,6 @@
 // workqueue(9) on the pooled worker engine: one queue_instance per CPU (WQ_PERCPU) or one in
 // all, each serving its items one at a time on workers of its CPU's pool.
+#include <kcont/function_workqueue.h>
 #include <kcont/internal/lockdebug.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/internal/misuse.h>
@@ -147,4 +148,11 @@ kcont::blocking_scope::blocking_scope() {
 }
 kcont::blocking_scope::~blocking_scope() {
   kcont::machine::blocking_end();
+}
+
+bool kcont::detail::workqueue_withdraw(workqueue* wq, work* wk) {
+  if (wq == nullptr || wk == nullptr) misuse("NULL workqueue or work", wq);
+  for (auto& q : wq->queues)
+    if (kcont::detail::instance_del(*q, &wk->wk_task)) return true;
+  return false;
 }

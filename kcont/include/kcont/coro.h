@@ -29,6 +29,8 @@
 //                              for a CPU on a queue without per-CPU queues (ENOENT) or when the
 //                              runtime's queues cannot be made (EAGAIN).
 //   co_await on(taskq*)        resumes as a task of that queue (never inline).
+//   co_await on(fwq[, ci])     resumes as an item of a kcont::function_workqueue
+//                              (<kcont/function_workqueue.h>), on CPU ci's queue with WQ_PERCPU.
 //   co_await on([rt,] taskctx*) resumes inside the taskctx, never inline: a worker of the runtime
 //                              dispatches it into the context (hand-offs keep their order).
 //   co_await dispatch(taskctx*)
@@ -47,6 +49,7 @@
 
 #include <kcont/callout.h>
 #include <kcont/detail/duration.h>
+#include <kcont/function_workqueue.h>
 #include <kcont/kcont.h>
 #include <kcont/runtime.h>
 #include <kcont/task.h>
@@ -324,6 +327,25 @@ class taskctx_hop {
   bool dispatched_ = false;
 };
 
+// co_await on(function_workqueue&, ci): the awaiter is the queue's item.
+class workqueue_hop : function_workqueue::item {
+ public:
+  workqueue_hop(function_workqueue& q, cpu_info* ci) noexcept : q_(&q), ci_(ci) {}
+  workqueue_hop(const workqueue_hop&) = delete;
+  workqueue_hop& operator=(const workqueue_hop&) = delete;
+  ~workqueue_hop();
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  void await_resume() const noexcept {}
+
+ private:
+  static void run(function_workqueue::item* it);
+  function_workqueue* q_;
+  cpu_info* ci_;
+  std::coroutine_handle<> h_;
+  bool queued_ = false;
+};
+
 // co_await on(taskctx*): the awaiter's hand-off task goes to a worker of the runtime, which
 // dispatches the awaiter's second task, the coroutine, into the context.
 class taskctx_post_hop {
@@ -407,6 +429,11 @@ inline detail::kqueue_hop on(kcont_wq_t* wq, cpu_info* ci = nullptr) noexcept {
 }
 inline detail::kqueue_hop on(runtime& rt, kcont_wq_t* wq, cpu_info* ci = nullptr) noexcept {
   return detail::kqueue_hop(&rt, wq, ci);
+}
+// Resumes as an item of a function workqueue (a worker thread), on CPU ci's queue with
+// WQ_PERCPU (nullptr: the caller's CPU), after the items enqueued before it.
+inline detail::workqueue_hop on(function_workqueue& q, cpu_info* ci = nullptr) noexcept {
+  return detail::workqueue_hop(q, ci);
 }
 inline detail::taskq_hop on(taskq* tq) noexcept {
   return detail::taskq_hop(tq);

@@ -1,6 +1,8 @@
 // Asio executors onto kcont's thread-context queues, so that asio::post, asio::dispatch and
 // asio::co_spawn can target them:
 //   kcont::taskq_executor    runs function objects as tasks of a taskq (never inline);
+//   kcont::workqueue_executor runs them as items of a kcont::function_workqueue (a workqueue(9)
+//                            whose items carry their function), on a CPU's queue (WQ_PERCPU);
 //   kcont::taskctx_executor  runs them inside a taskctx: dispatch runs inline when the context
 //                            is free (task_dispatch); post (blocking.never) hands the function
 //                            to a worker of the executor's runtime (the one given, else
@@ -10,6 +12,7 @@
 // handler) that is freed after it ran.
 #pragma once
 
+#include <kcont/function_workqueue.h>
 #include <kcont/runtime.h>
 #include <kcont/task.h>
 #include <kcont/taskctx.h>
@@ -130,5 +133,50 @@ class basic_taskctx_executor : public detail::executor_base<NeverBlocking> {
 };
 
 using taskctx_executor = basic_taskctx_executor<false>;
+
+namespace detail {
+// A function workqueue item that owns a function object and frees itself before calling it.
+template <class F>
+struct owned_item : function_workqueue::item {
+  F f;
+  explicit owned_item(F&& fn) : f(std::move(fn)) { this->fn = &owned_item::run; }
+  static void run(function_workqueue::item* it) {
+    std::unique_ptr<owned_item> p(static_cast<owned_item*>(it));
+    F fn(std::move(p->f));
+    p.reset();
+    fn();
+  }
+};
+}  // namespace detail
+
+// Runs function objects as items of a kcont::function_workqueue, on CPU ci's queue with
+// WQ_PERCPU (nullptr: the submitting thread's CPU), never inline.
+class workqueue_executor : public detail::executor_base<true> {
+ public:
+  explicit workqueue_executor(function_workqueue& q, cpu_info* ci = nullptr) noexcept
+      : q_(&q), ci_(ci) {}
+
+  workqueue_executor require(boost::asio::execution::blocking_t::never_t) const noexcept {
+    return *this;
+  }
+
+  template <class F>
+  void execute(F&& f) const {
+    using D = std::decay_t<F>;
+    q_->enqueue(new detail::owned_item<D>(D(std::forward<F>(f))), ci_);
+  }
+
+  function_workqueue& queue() const noexcept { return *q_; }
+  friend bool operator==(const workqueue_executor& a, const workqueue_executor& b) noexcept {
+    return a.q_ == b.q_ && a.ci_ == b.ci_;
+  }
+  friend bool operator!=(const workqueue_executor& a, const workqueue_executor& b) noexcept {
+    return !(a == b);
+  }
+
+ private:
+  function_workqueue* q_;
+  cpu_info* ci_;
+};
 
 }  // namespace kcont
