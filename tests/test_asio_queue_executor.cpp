@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -131,7 +132,13 @@ TEST_CASE("queue_executor: attach mode, a soft queue runs posts on the server's 
   asio::io_context ioc;
   auto guard = asio::make_work_guard(ioc);
   std::thread server([&] { ioc.run(); });
-  const int before = kcont_test::process_threads();
+  // Threads of the earlier cases' runtimes may still be on their way out: count once settled.
+  int before = kcont_test::process_threads();
+  for (int stable = 0; stable < 5; std::this_thread::sleep_for(std::chrono::milliseconds(20))) {
+    const int now = kcont_test::process_threads();
+    stable = now == before ? stable + 1 : 0;
+    before = now;
+  }
   {
     kcont::runtime rt(kcont::attached(ioc, 1));
     kcont::queue_executor ex(rt, wq_softnet, rt.cpu(0));

@@ -139,12 +139,12 @@ namespace detail {
 template <class F>
 struct owned_item : function_workqueue::item {
   F f;
-  explicit owned_item(F&& fn) : f(std::move(fn)) { this->fn = &owned_item::run; }
+  explicit owned_item(F&& func) : f(std::move(func)) { this->fn = &owned_item::run; }
   static void run(function_workqueue::item* it) {
     std::unique_ptr<owned_item> p(static_cast<owned_item*>(it));
-    F fn(std::move(p->f));
+    F call(std::move(p->f));
     p.reset();
-    fn();
+    call();
   }
 };
 }  // namespace detail
