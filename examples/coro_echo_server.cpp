@@ -190,7 +190,7 @@ bool number(const char* option, const char* text, long lo, long hi, long& out) {
 }
 
 bool parse(int argc, char** argv, options& o) {
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 1; i < argc; i += 2) {  // an option and its value
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     long port = 0;
@@ -213,7 +213,6 @@ bool parse(int argc, char** argv, options& o) {
                    argv[0]);
       return false;
     }
-    ++i;
   }
   return true;
 }

@@ -93,13 +93,13 @@ struct co_promise_base {
       co_promise_base& p = h.promise();
       if (p.continuation) return p.continuation;
       // Spawned: nobody holds the frame; free it, then report.
-      std::exception_ptr error = std::move(p.error);
+      std::exception_ptr failure = std::move(p.error);
       std::function<void(std::exception_ptr)> done = std::move(p.on_done);
       h.destroy();
       if (done)
-        done(error);
-      else if (error)
-        coro_unhandled(error);
+        done(failure);
+      else if (failure)
+        coro_unhandled(failure);
       return std::noop_coroutine();
     }
     void await_resume() noexcept {}
