@@ -794,3 +794,19 @@ TEST_CASE(
   CHECK(marked == 0);
   CHECK_FALSE(q.withdraw(&b));  // it ran: nothing to take back
 }
+
+TEST_CASE("on(cpu): the CPU's soft interrupt context") {
+  kcont::runtime rt(cpus(2));
+  std::atomic<int> done{0}, wrong{0};
+  auto f = [](kcont::runtime& r, std::atomic<int>& w, std::atomic<int>& d) -> kcont::co_task<> {
+    for (unsigned i = 0; i < 20; ++i) {
+      cpu_info* ci = r.cpu(i % r.ncpu());
+      co_await kcont::on(ci);
+      if (!kcont::in_interrupt_context() || curcpu() != ci) ++w;
+    }
+    ++d;
+  };
+  kcont::spawn(f(rt, wrong, done));
+  require_or_exit(wait_until([&] { return done.load() == 1; }), "on(cpu) hops");
+  CHECK(wrong == 0);
+}

@@ -23,6 +23,7 @@
 //   kcont::timer t; co_await t.sleep_for(d); t.cancel()
 //                              the same sleep on one callout made once, cut short by cancel()
 //                              from any thread (as asio::steady_timer): no allocation per wait.
+//   co_await on(ci)            resumes in CPU ci's soft interrupt context (= on(wq_softnet, ci)).
 //   co_await on([rt,] wq[, ci]) resumes on kcont queue wq (soft or thread level) of CPU ci
 //                              (default: the caller's), never inline, taking turns with the
 //                              queue's continuations; throws std::system_error (nothing queued)
@@ -429,6 +430,10 @@ inline detail::kqueue_hop on(kcont_wq_t* wq, cpu_info* ci = nullptr) noexcept {
 }
 inline detail::kqueue_hop on(runtime& rt, kcont_wq_t* wq, cpu_info* ci = nullptr) noexcept {
   return detail::kqueue_hop(&rt, wq, ci);
+}
+// Resumes in CPU ci's soft interrupt context, at the network level: on(wq_softnet, ci).
+inline detail::kqueue_hop on(cpu_info* ci) noexcept {
+  return detail::kqueue_hop(nullptr, wq_softnet, ci);
 }
 // Resumes as an item of a function workqueue (a worker thread), on CPU ci's queue with
 // WQ_PERCPU (nullptr: the caller's CPU), after the items enqueued before it.
