@@ -1,10 +1,14 @@
 // The Boost.Asio loop backend: a CPU's own io_context run by its loop thread, or (attach mode)
 // the server's io_context run by the server's threads.
 //
-// Waking: an eventfd registered with the io_context's reactor (a posix::stream_descriptor with
-// an outstanding async_wait); wake() is one write(2). Nothing is posted across threads, so a
-// wake allocates nothing and takes no asio lock. Deadline: one steady_timer (timerfd-backed,
-// nanosecond resolution), re-armed only when the deadline changes.
+// Waking, own loop: wake() posts a handler to the CPU's io_context (asio::post: the scheduler
+// wakes its thread out of epoll_wait), the operation's memory a slab kept per CPU, so a wake
+// allocates nothing (one is in flight at a time). An eventfd wait stays armed: it keeps run()
+// from returning while idle, and is the fallback should a post fail. Waking, attached: an eventfd
+// registered with the server's io_context (a posix::stream_descriptor with an outstanding
+// async_wait); wake() is one write(2), so nothing is posted to the server's loop from kcont's
+// producers. Deadline: one steady_timer (timerfd-backed, nanosecond resolution), re-armed only
+// when the deadline changes.
 //
 // Attach mode: every handler of the CPU is bound to one strand (a CPU never runs on two server
 // threads at once) and runs holding the CPU's consumer lock, as the CPU (this_thread_cpu() set
@@ -30,6 +34,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -42,6 +47,45 @@ namespace {
 
 namespace asio = boost::asio;
 
+// The memory of a CPU's wake operation (its own loop): wake() is called once per sleep, by the
+// producer that moved the CPU from CPU_SLEEPING to CPU_AWAKE, so one wake is in flight at a time
+// and its operation fits here; a wake allocates nothing. Should one ever overlap another, it
+// takes the heap.
+struct wake_slab {
+  alignas(std::max_align_t) unsigned char buf[256];
+  std::atomic<bool> busy{false};  // [a] buf holds an operation
+};
+
+template <class T>
+struct wake_allocator {
+  using value_type = T;
+  wake_slab* slab;
+  explicit wake_allocator(wake_slab* s) noexcept : slab(s) {}
+  template <class U>
+  wake_allocator(const wake_allocator<U>& other) noexcept : slab(other.slab) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes <= sizeof slab->buf && alignof(T) <= alignof(std::max_align_t) &&
+        !slab->busy.exchange(true, std::memory_order_acquire))
+      return reinterpret_cast<T*>(slab->buf);
+    return static_cast<T*>(::operator new(bytes));
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    if (reinterpret_cast<unsigned char*>(p) == slab->buf)
+      slab->busy.store(false, std::memory_order_release);
+    else
+      ::operator delete(p);
+  }
+  template <class U>
+  bool operator==(const wake_allocator<U>& other) const noexcept {
+    return slab == other.slab;
+  }
+  template <class U>
+  bool operator!=(const wake_allocator<U>& other) const noexcept {
+    return slab != other.slab;
+  }
+};
+
 // What a handler needs, shared with the handlers queued on the loop.
 struct core {
   std::mutex mu;                     // attached: the CPU's consumer lock
@@ -50,6 +94,7 @@ struct core {
   bool alive = true;                 // [u] the backend exists
   bool serving = true;               // [u] attached CPU served by the loop (runtime running)
   std::int64_t armed = kNoDeadline;  // [C] the deadline the timer is armed for
+  wake_slab wake_memory;             // own loop: the wake operation's memory
 
   // Runs f as the CPU; then, if f returns true and the CPU is served, a dispatch.
   template <class F>
@@ -120,6 +165,10 @@ class asio_backend final : public loop_backend {
   }
 
   void wake() noexcept override {
+    if (!core_->attached) {
+      post_wake();
+      return;
+    }
     std::uint64_t one = 1;
     // EAGAIN only when the counter is saturated, and then the loop is already due to wake.
     [[maybe_unused]] ssize_t r = ::write(efd_, &one, sizeof one);
@@ -196,6 +245,26 @@ class asio_backend final : public loop_backend {
   }
 
  private:
+  // Own loop: the wake is a handler posted to the io_context (its scheduler wakes the loop
+  // thread out of epoll_wait itself, and the handler runs without a read(2) of our eventfd: the
+  // Asio idle wake at asio::post's cost, issue 18 item 3), its memory from the core's slab.
+  struct wake_handler {
+    std::shared_ptr<core> c;
+    using allocator_type = wake_allocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(&c->wake_memory); }
+    void operator()() const {
+      c->on_cpu([] { return true; });
+    }
+  };
+  void post_wake() noexcept {
+    try {
+      asio::post(ioc_, wake_handler{core_});
+    } catch (...) {  // no memory for an overlapping wake: the eventfd still wakes the loop
+      std::uint64_t one = 1;
+      [[maybe_unused]] ssize_t r = ::write(efd_, &one, sizeof one);
+    }
+  }
+
   void arm_wake() {  // as the CPU (or constructing)
     wake_armed_ = true;
     launch(
