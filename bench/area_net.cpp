@@ -4,6 +4,8 @@
 // txeof calls if_start itself) and TX ring size: packets per second (with the spread over
 // 100 ms intervals) and TX completion -> next start latency (a txeof that found the interface
 // oactive to the first descriptor the next start posts). The modes are each other's peers.
+// Then the UDP echo rows (area_net_echo.cpp): the IPv4 stack on the NIC per start mode, beside
+// the floor.
 #include <kcont/nicsim.h>
 #include <kcont/traffic.h>
 
@@ -22,15 +24,6 @@ struct nic_result {
   std::uint64_t stalls = 0, frames = 0;
   double seconds = 0;
 };
-
-// Threads inherit their creator's affinity: while the NIC's DMA engine and the producers are
-// started, this thread may run on every core (the CPU loops pin themselves).
-void unpin_this_thread() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (unsigned c = 0; c < std::max(1u, std::thread::hardware_concurrency()); ++c) CPU_SET(c, &set);
-  ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
-}
 
 nic_result run_nic(const context& ctx, kcont::net::start_mode mode, unsigned tx_ring, int millis) {
   using namespace kcont::net;
@@ -133,6 +126,7 @@ void area_net(context& ctx) {
                   mode + " / taskctx pps, TX ring " + std::to_string(ring), s.value / taskctx_mpps);
     }
   }
+  net_echo_rows(ctx);
 }
 
 }  // namespace kcont_bench

@@ -78,8 +78,14 @@ std::string compiler() {
 
 }  // namespace
 
-context::context(bool quick, kcont::backend_kind backend, latency_options lat)
-    : quick_(quick), backend_(backend), lat_(lat), t0_(now_ns()) {}
+context::context(bool quick, kcont::backend_kind backend, latency_options lat, bool observe,
+                 bool watchdog)
+    : quick_(quick),
+      backend_(backend),
+      lat_(lat),
+      observe_(observe),
+      watchdog_(watchdog),
+      t0_(now_ns()) {}
 
 std::vector<kcont::backend_kind> context::loop_backends() const {
   std::vector<kcont::backend_kind> v{backend_};
@@ -92,6 +98,10 @@ kcont::runtime_config context::runtime_cfg(kcont::backend_kind b) const {
   kcont::runtime_config cfg;
   cfg.ncpu = 2;
   cfg.backend = b;
+  if (observe_) {
+    cfg.export_stats = true;
+    if (watchdog_) cfg.stuck_handler_threshold = std::chrono::seconds(1);
+  }
   return cfg;
 }
 
@@ -274,6 +284,8 @@ std::string machine_json(const context& ctx, const std::vector<std::string>& are
   s += "\"areas\": [" + areas + "], ";
   s += std::string("\"date\": \"") + date + "\", ";
   s += "\"git_commit\": \"" + json_escape(KCONT_BENCH_GIT_COMMIT) + "\"";
+  for (const auto& [key, value] : ctx.machine_extra())
+    s += ", \"" + json_escape(key) + "\": \"" + json_escape(value) + "\"";
   s += "}";
   return s;
 }

@@ -39,6 +39,16 @@ inline void pin_this_thread(unsigned core) {
   ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
 }
 
+// Threads inherit their creator's affinity: while a benchmark starts threads that should run
+// anywhere (a NIC's DMA engine, producers, a load generator), this thread may run on every core
+// (the CPU loops pin themselves). pin_this_thread(0) afterwards.
+inline void unpin_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (unsigned c = 0; c < std::max(1u, std::thread::hardware_concurrency()); ++c) CPU_SET(c, &set);
+  ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+}
+
 struct percentiles {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;
 };

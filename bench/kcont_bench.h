@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.h"
@@ -38,14 +39,28 @@ struct plot_data {
     unsigned tx_ring;
     double mpps;
   };
+  struct rtt_cdf_series {  // a UDP echo load's round trips (area_net_echo.cpp)
+    std::string label;
+    bool closed_loop = false;                       // drawn dashed; the fixed-rate load solid
+    std::vector<std::pair<double, double>> points;  // RTT in us, fraction of echoes at or below
+  };
   std::vector<arm_cancel_row> arm_cancel;
   std::vector<cdf_series> cdfs;
   std::vector<nic_row> nic;
+  // Per responder (the floor first, when there is one), one series per load, rtt_loads each.
+  std::vector<rtt_cdf_series> rtt_cdfs;
+  unsigned rtt_loads = 1;
+  bool rtt_floor = false;
+  std::string rtt_wire;  // what the echoes went through, for the plot's title
 };
 
 class context {
  public:
-  context(bool quick, kcont::backend_kind backend, latency_options lat);
+  // observe: every runtime exports its statistics and runs the stuck-handler watchdog (1 s),
+  // as kcont-nicsim does (--observe), to measure what observability costs.
+  // watchdog: observe with the watchdog too (--observe; --observe-stats leaves it off).
+  context(bool quick, kcont::backend_kind backend, latency_options lat, bool observe = false,
+          bool watchdog = false);
 
   bool quick() const { return quick_; }
   // The backend of the main runtime (--backend): rows that do not depend on the loop.
@@ -93,17 +108,26 @@ class context {
                   std::optional<std::uint64_t> allocs = std::nullopt);
   // Records and prints a ratio of two figures of this run.
   void ratio(const std::string& name, const std::string& label, double value);
+  // A string added to the machine object of --json (for example net_wire: what the net
+  // area's UDP echo rows went through, which kcont-bench-check reads).
+  void set_machine(const std::string& key, const std::string& value) {
+    machine_extra_[key] = value;
+  }
+  const std::map<std::string, std::string>& machine_extra() const { return machine_extra_; }
 
  private:
   bool quick_;
   kcont::backend_kind backend_;
   latency_options lat_;
+  bool observe_;
+  bool watchdog_;
   report rep_;
   plot_data plots_;
   std::int64_t t0_;
   unsigned area_index_ = 0, area_count_ = 0;
   std::string area_;
   std::optional<latency_summary> floor_, asio_post_, condvar_, libevent_active_;
+  std::map<std::string, std::string> machine_extra_;
 };
 
 // The areas (one file each).
@@ -114,6 +138,10 @@ void area_taskctx(context& ctx);
 void area_workqueue(context& ctx);
 void area_kcont(context& ctx);
 void area_net(context& ctx);
+// The net area's UDP echo rows: the IPv4 stack per start mode beside the floor, through a tap
+// in a namespace of our own, or on the in-memory wire where none can be made
+// (area_net_echo.cpp).
+void net_echo_rows(context& ctx);
 void area_coro(context& ctx);
 
 // A continuation re-scheduled from its own func on CPU 1's queue wq, the full cycle (schedule ->

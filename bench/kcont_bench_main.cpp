@@ -18,7 +18,10 @@ const std::vector<area>& kcont_bench::all_areas() {
       {"workqueue", "cross-CPU enqueue latency, WQ_ELASTIC vs fixed workers", area_workqueue},
       {"kcont", "continuations: soft/thread queues, timer path, lock-associated ordering",
        area_kcont},
-      {"net", "simulated NIC: pps and TX-completion -> next start by start mode", area_net},
+      {"net",
+       "simulated NIC: pps and TX-completion -> next start by start mode; UDP echo per start "
+       "mode beside the floor, through a tap in a namespace of our own",
+       area_net},
       {"coro", "coroutine hop onto a queue and sleep+cancel, beside Asio's awaitables", area_coro},
   };
   return areas;
@@ -29,7 +32,7 @@ namespace {
 void usage() {
   std::printf(
       "usage: kcont-bench [--quick] [--only AREA,...] [--json FILE] [--plots DIR]\n"
-      "                   [--backend asio|libevent] [--samples N] [--gap-us N]\n"
+      "                   [--backend asio|libevent] [--samples N] [--gap-us N] [--observe]\n"
       "       kcont-bench compare OLD.json NEW.json\n"
       "\n"
       "Measures kcont beside the peers a user would pick instead (Boost.Asio post, strand and\n"
@@ -47,6 +50,10 @@ void usage() {
       "                 the loop run on every built-in backend anyway, side by side\n"
       "  --samples N    latency samples per row (default 20000, --quick 3000)\n"
       "  --gap-us N     spin between latency samples, so the receiver is asleep (default 30)\n"
+      "  --observe      every runtime exports its statistics (KCONT_STATS=1) and runs the\n"
+      "                 stuck-handler watchdog (1 s), as kcont-nicsim does: run with and\n"
+      "                 without it and compare to see what observability costs\n"
+      "  --observe-stats  the same without the watchdog: the statistics' own cost\n"
       "  compare        print each figure's change between two --json files and flag those\n"
       "                 that moved beyond the noise of their repetitions (exit 0; 2 on a bad\n"
       "                 file)\n"
@@ -85,6 +92,7 @@ int main(int argc, char** argv) {
     return compare_main(argv[2], argv[3]);
   }
   bool quick = false;
+  bool observe = false, watchdog = true;  // --observe: both; --observe-stats: no watchdog
   std::string json, plots, only;
   kcont::backend_kind backend = kcont::backend_kind::asio;
   latency_options lat;
@@ -116,6 +124,11 @@ int main(int argc, char** argv) {
       }
     } else if (a == "--samples") {
       samples = number_in(a, next(), 100, 10'000'000);
+    } else if (a == "--observe") {
+      observe = true;
+    } else if (a == "--observe-stats") {
+      observe = true;
+      watchdog = false;
     } else if (a == "--gap-us") {
       lat.gap_us = number_in(a, next(), 0, 1'000'000);
     } else if (a == "--help" || a == "-h") {
@@ -160,10 +173,17 @@ int main(int argc, char** argv) {
   if (std::thread::hardware_concurrency() < 2)
     std::printf("note: one core only: cross-core figures measure time slicing, not wake-ups\n");
   std::printf("kcont-bench (%s mode) — %s\n", quick ? "quick" : "full", machine_line().c_str());
-  std::printf("main runtime: 2 CPUs, %s backend; latency rows: %d samples, %d us apart\n",
-              kcont::backend_name(backend), lat.samples, lat.gap_us);
+  std::printf("main runtime: 2 CPUs, %s backend; latency rows: %d samples, %d us apart%s\n",
+              kcont::backend_name(backend), lat.samples, lat.gap_us,
+              !observe   ? ""
+              : watchdog ? "; observed (statistics exported, watchdog at 1 s)"
+                         : "; observed (statistics exported, no watchdog)");
 
-  context ctx(quick, backend, lat);
+  if (observe) {  // the default runtime (systq, the kcont queues) reads these
+    ::setenv("KCONT_STATS", "1", 1);
+    if (watchdog) ::setenv("KCONT_WATCHDOG_MS", "1000", 1);
+  }
+  context ctx(quick, backend, lat, observe, observe && watchdog);
   std::vector<std::string> names;
   for (std::size_t i = 0; i < run.size(); ++i) {
     std::string left;

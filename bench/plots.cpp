@@ -4,6 +4,8 @@
 //                           arm+cancel; NaN: not run)
 //   latency_cdf.dat         one block per mechanism ("label" header, then ns and fraction)
 //   nic_pps.dat             mode, Mpps at TX ring 32, Mpps at TX ring 256
+//   net_rtt_cdf.dat         one block per UDP echo row ("label" header, then RTT in us and
+//                           the fraction of echoes at or below it), the floor's first
 // Without gnuplot (or without data for a plot) the data files are still written and the line
 // returned says what was skipped and why.
 #include <sys/wait.h>
@@ -95,10 +97,22 @@ std::string write_plots(const std::string& dir, const plot_data& data) {
       f << mode << ' ' << num(r32) << ' ' << num(r256) << '\n';
     }
   }
+  std::size_t rtt_closed = 0;  // which blocks are the closed-loop rows, for the dash style
+  {
+    std::ofstream f(fs::path(dir) / "net_rtt_cdf.dat");
+    for (std::size_t i = 0; i < data.rtt_cdfs.size(); ++i) {
+      const auto& s = data.rtt_cdfs[i];
+      if (i != 0) f << "\n\n";
+      f << '"' << s.label << "\" \"fraction\"\n";
+      for (const auto& [us, fraction] : s.points) f << num(us) << ' ' << num(fraction) << '\n';
+      if (s.closed_loop) rtt_closed |= std::size_t{1} << i;
+    }
+  }
   std::string skipped;
   if (data.arm_cancel.empty()) skipped += " callout_arm_cancel (callout area not run)";
   if (data.cdfs.empty()) skipped += " latency_cdf (no cross-core latency row run)";
   if (data.nic.empty()) skipped += " nic_pps (net area not run)";
+  if (data.rtt_cdfs.empty()) skipped += " net_rtt_cdf (net area not run)";
 
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     return "plots skipped: gnuplot not found (install gnuplot-nox); data files written to " + dir;
@@ -109,7 +123,12 @@ std::string write_plots(const std::string& dir, const plot_data& data) {
   std::string cmd = "gnuplot -e " +
                     shell_quote("datadir='" + dir + "'; ncdf=" + std::to_string(data.cdfs.size()) +
                                 "; have_callout=" + (data.arm_cancel.empty() ? "0" : "1") +
-                                "; have_nic=" + (data.nic.empty() ? "0" : "1")) +
+                                "; have_nic=" + (data.nic.empty() ? "0" : "1") +
+                                "; nrtt=" + std::to_string(data.rtt_cdfs.size()) +
+                                "; rtt_closed=" + std::to_string(rtt_closed) +
+                                "; rtt_loads=" + std::to_string(data.rtt_loads) +
+                                "; rtt_floor=" + (data.rtt_floor ? "1" : "0") + "; rtt_wire='" +
+                                data.rtt_wire + "'") +
                     " " + shell_quote(script);
   const int rc = std::system(cmd.c_str());
   if (rc != 0)

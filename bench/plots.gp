@@ -3,11 +3,18 @@
 # (a) callout_arm_cancel.png: arm+cancel cost against the number of pending timers, log x, in
 #     both deadline cases (earliest, among);
 # (b) latency_cdf.png: CDFs of schedule -> run latency per mechanism and the eventfd floor, log x;
-# (c) nic_pps.png: simulated NIC packets per second by start mode and TX ring size.
+# (c) nic_pps.png: simulated NIC packets per second by start mode and TX ring size;
+# (d) net_rtt_cdf.png: CDFs of the UDP echo round trip per start mode and the floor, log x
+#     (-e also sets nrtt, rtt_closed, rtt_loads, rtt_floor, rtt_wire: see plots.cpp).
 if (!exists("datadir")) datadir = "."
 if (!exists("ncdf")) ncdf = 0
 if (!exists("have_callout")) have_callout = 1
 if (!exists("have_nic")) have_nic = 1
+if (!exists("nrtt")) nrtt = 0
+if (!exists("rtt_closed")) rtt_closed = 0
+if (!exists("rtt_loads")) rtt_loads = 1
+if (!exists("rtt_floor")) rtt_floor = 0
+if (!exists("rtt_wire")) rtt_wire = ""
 set datafile missing "NaN"
 set terminal pngcairo size 800,500 font "sans,10"
 set grid
@@ -72,4 +79,27 @@ if (have_nic) {
   set xrange [-0.6:2.6]
   set key top right
   plot datadir."/nic_pps.dat" using 2:xtic(1) title columnheader(2), "" using 3 title columnheader(3)
+}
+
+if (nrtt > 0) {
+  set output datadir."/net_rtt_cdf.png"
+  set title "UDP echo round trip, ".rtt_wire." (CDF): kcont per start mode against the floor" noenhanced
+  set logscale x 10
+  set xlabel "RTT, us (log)"
+  set ylabel "fraction of echoes <= x"
+  set yrange [0:1]
+  set xrange [*:*]
+  set key bottom right font ",8" noenhanced
+  set format x "% h"
+  set style data lines
+  # One colour per responder (the floor black and thick), its series rtt_loads in a row; the
+  # closed-loop (saturation) series dashed, the fixed-rate ones solid.
+  resp(i) = int(i / rtt_loads)
+  colour(i) = (rtt_floor && resp(i) == 0) ? "black" : \
+              word("#1f77b4 #d62728 #2ca02c #9467bd #ff7f0e", 1 + (resp(i) - rtt_floor) % 5)
+  plot for [i=0:nrtt-1] datadir."/net_rtt_cdf.dat" index i using 1:2 with lines \
+       lw 2+(rtt_floor && resp(i) == 0) dt 1+((rtt_closed >> i) & 1) \
+       lc rgb colour(i) title columnheader(1)
+  unset logscale
+  set yrange [*:*]
 }

@@ -1,18 +1,26 @@
-# CTest bench-smoke: kcont-bench --quick --json runs every area; kcont-bench-check finds every
-# expected figure present and finite; compare of the file with itself flags nothing. Speed is
-# reported in the output, never asserted. Variables: BENCH, CHECK, EXPECTED, HAVE_LIBEVENT, OUT.
+# CTest bench-smoke: kcont-bench --quick --json runs every area (or, with ONLY, those areas);
+# kcont-bench-check finds every expected figure present and finite (with PREFIX, those whose
+# names start with it); compare of the file with itself flags nothing. Speed is reported in the
+# output, never asserted. Variables: BENCH, CHECK, EXPECTED, HAVE_LIBEVENT, OUT; ONLY, PREFIX.
 file(REMOVE_RECURSE ${OUT})
 file(MAKE_DIRECTORY ${OUT})
-execute_process(COMMAND ${BENCH} --quick --json ${OUT}/out.json --plots ${OUT}/plots
+set(only_arg "")
+if(ONLY)
+  set(only_arg --only ${ONLY})
+endif()
+execute_process(COMMAND ${BENCH} --quick ${only_arg} --json ${OUT}/out.json --plots ${OUT}/plots
                 RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "kcont-bench --quick failed: ${rc}")
 endif()
-set(libevent_arg "")
+set(check_args "")
 if(HAVE_LIBEVENT)
-  set(libevent_arg --libevent)
+  list(APPEND check_args --libevent)
 endif()
-execute_process(COMMAND ${CHECK} ${OUT}/out.json ${EXPECTED} ${libevent_arg} RESULT_VARIABLE rc)
+if(PREFIX)
+  list(APPEND check_args --prefix ${PREFIX})
+endif()
+execute_process(COMMAND ${CHECK} ${OUT}/out.json ${EXPECTED} ${check_args} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "expected figures missing or not finite (kcont-bench-check: ${rc})")
 endif()

@@ -229,7 +229,10 @@ int main(int argc, char** argv) {
 
   asio::io_context ioc(1);  // the server's loop, run by this thread
   // kcont attached to it: one CPU, served by ioc.run(). Declared after ioc: destroyed first.
-  kcont::runtime rt(kcont::attached(ioc));
+  kcont::runtime_config cfg = kcont::attached(ioc);
+  cfg.export_stats = true;                                // kcont-stat PID shows it live
+  cfg.stuck_handler_threshold = std::chrono::seconds(1);  // a handler stuck that long is reported
+  kcont::runtime rt(cfg);
   kcont::runtime_scope scope(rt);  // kernel-style calls on this thread act on rt
   server srv(ioc, rt, opt);
   srv.accept();

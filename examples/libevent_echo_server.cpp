@@ -221,7 +221,10 @@ int main(int argc, char** argv) {
   if (s.base == nullptr) return 1;
   {
     // kcont attached to the base: one CPU, served by event_base_dispatch() on this thread.
-    kcont::runtime rt(kcont::attached(s.base));
+    kcont::runtime_config cfg = kcont::attached(s.base);
+    cfg.export_stats = true;                                // kcont-stat PID shows it live
+    cfg.stuck_handler_threshold = std::chrono::seconds(1);  // a handler stuck that long is reported
+    kcont::runtime rt(cfg);
     kcont::runtime_scope scope(rt);
     s.rt = &rt;
     if (workqueue_create(&s.wq, "slow", run_slow, &s, PRI_NONE, 0, WQ_MPSAFE | WQ_ELASTIC) != 0)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what kcont needs to build, test and benchmark, from Debian packages, if missing
 # (spin: the model checker that tests/ runs on models/, test_spin_models; gnuplot-nox renders
-# kcont-bench --plots; mandoc lints the manual pages).
+# kcont-bench --plots; mandoc lints the manual pages; iproute2 makes kcont-nicsim --serve's
+# network namespace and iputils-ping is the stock ping it answers).
 # Idempotent; quiet when everything is there. Used by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for pkg in cmake ninja-build g++ pkg-config libboost-dev doctest-dev libevent-dev mandoc python3 spin \
-  gnuplot-nox; do
+  gnuplot-nox iproute2 iputils-ping; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 # clang and its runtime libraries: the libFuzzer build of the differential fuzzer.

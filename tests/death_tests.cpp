@@ -163,6 +163,14 @@ const std::map<std::string, std::function<void()>> cases = {
        task t = TASK_INITIALIZER([](void*) { taskctx_barrier(&tc); }, nullptr);
        task_dispatch(&tc, &t);
      }},
+    {"taskctx_stats_twice",
+     [] {
+       kcont::runtime rt(one_cpu());
+       static taskctx tc;
+       taskctx_init(&tc, 0);
+       kcont::taskctx_stats first(rt, &tc, "first");
+       kcont::taskctx_stats second(rt, &tc, "second");
+     }},
     {"workqueue_enqueue_twice",
      [] {
        kcont::runtime rt(one_cpu());

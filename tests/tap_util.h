@@ -1,7 +1,8 @@
 // Helpers for tests that drive a kcont::net::tap_device from the host's side: a packet socket
 // on the tap's interface (inject frames into the tap, capture what the tap wrote), link
 // deletion over rtnetlink, and the checks a tap test needs (is a tap possible here, open fds,
-// interface flags). Header-only; Linux only.
+// interface flags). Header-only; Linux only. Everything here acts in the calling thread's
+// network namespace: call it from inside the test's own (netns_util.h), never the host's.
 #pragma once
 
 #include <arpa/inet.h>
@@ -34,8 +35,8 @@ namespace kcont_test {
 inline constexpr std::uint16_t test_ethertype = 0x88B5;
 inline constexpr std::size_t eth_hlen = 14;
 
-// Whether a tap can be made here; if not, `why` says what is missing (the tests print it and
-// skip).
+// Whether a tap can be made in the calling thread's namespace; if not, `why` says what is
+// missing (the tests print it and skip).
 inline bool tap_available(std::string& why) {
   return kcont::net::tap_device::create("", 0, why) != nullptr;
 }

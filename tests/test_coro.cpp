@@ -537,6 +537,23 @@ TEST_CASE(
   MESSAGE("continuation runs during 2000 hops: " << seen.load());
 }
 
+TEST_CASE("on(wq): the runtime destroyed the moment the last hop lands, many times over") {
+  // The last hop's run ends the coroutine while the drain that queued it may still be kicking
+  // the queue it hopped onto: teardown must wait for every drain before freeing any queue.
+  for (int round = 0; round < 40; ++round) {
+    landing l;
+    constexpr int kCoroutines = 8, kHops = 6;
+    {
+      kcont::runtime rt(cpus(2));
+      for (int i = 0; i < kCoroutines; ++i)
+        kcont::spawn(hop_around(rt, l, kHops, static_cast<unsigned>(round * kCoroutines + i)));
+      while (l.done.load() != kCoroutines) std::this_thread::yield();
+    }
+    CHECK(l.wrong_context == 0);
+    CHECK(l.wrong_cpu == 0);
+  }
+}
+
 TEST_CASE("on(wq): destroying a frame whose hop waits withdraws the hop") {
   kcont::runtime rt(cpus(2));
   kcont::runtime_scope scope(rt);

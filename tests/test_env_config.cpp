@@ -12,8 +12,10 @@
 
 namespace {
 
-const char* const vars[] = {"KCONT_NCPU",          "KCONT_HZ",      "KCONT_PIN",
-                            "KCONT_INITIAL_TICKS", "KCONT_BACKEND", "KCONT_SPIN_US"};
+const char* const vars[] = {"KCONT_NCPU",          "KCONT_HZ",          "KCONT_PIN",
+                            "KCONT_INITIAL_TICKS", "KCONT_BACKEND",     "KCONT_SPIN_US",
+                            "KCONT_BLOCKING_US",   "KCONT_ELASTIC_MAX", "KCONT_MAX_WORKERS",
+                            "KCONT_WORKER_IDLE_MS"};
 
 // Sets the KCONT_* variables for one case and restores them after it.
 class env_guard {
@@ -78,6 +80,32 @@ TEST_CASE("from_env refuses out-of-range and non-numeric KCONT_* values") {
     check_refused("KCONT_BACKEND", bad, "asio or libevent");
   for (const char* bad : {"10001", "-1", "50us", "1e3", "18446744073709551616"})
     check_refused("KCONT_SPIN_US", bad, "0..10000");
+  for (const char* bad : {"1", "19", "10000001", "-1", "1ms", "18446744073709551616"})
+    check_refused("KCONT_BLOCKING_US", bad, "..10000000");
+  for (const char* bad : {"0", "1025", "-1", "x"})
+    check_refused("KCONT_ELASTIC_MAX", bad, "1..1024");
+  for (const char* bad : {"0", "65537", "-1", "4096 "})
+    check_refused("KCONT_MAX_WORKERS", bad, "1..65536");
+  for (const char* bad : {"0", "86400001", "-1", "10s"})
+    check_refused("KCONT_WORKER_IDLE_MS", bad, "1..86400000");
+}
+
+TEST_CASE("from_env: the worker engine's knobs at their limits") {
+  env_guard g;
+  ::setenv("KCONT_BLOCKING_US", "20", 1);
+  ::setenv("KCONT_ELASTIC_MAX", "1024", 1);
+  ::setenv("KCONT_MAX_WORKERS", "1", 1);
+  ::setenv("KCONT_WORKER_IDLE_MS", "86400000", 1);
+  kcont::runtime_config c = kcont::runtime_config::from_env();
+  CHECK(c.blocking_threshold == std::chrono::microseconds(20));
+  CHECK(c.elastic_max_active == 1024);
+  CHECK(c.max_workers == 1);
+  CHECK(c.worker_idle_timeout == std::chrono::milliseconds(86400000));
+  ::setenv("KCONT_BLOCKING_US", "0", 1);
+  ::setenv("KCONT_WORKER_IDLE_MS", "1", 1);
+  c = kcont::runtime_config::from_env();
+  CHECK(c.blocking_threshold.count() == 0);
+  CHECK(c.worker_idle_timeout == std::chrono::milliseconds(1));
 }
 
 TEST_CASE("from_env takes every in-range value; unset or empty keeps the default") {

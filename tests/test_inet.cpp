@@ -989,6 +989,8 @@ TEST_CASE("1 000 ICMP echoes over the memory wire: every one answered, byte-exac
       },
       32);
   peer.check(done, "ICMP echo");
+  // A's count moves once the wire took the reply, which may be just after B saw it.
+  kcont_test::wait_until([&] { return p.sa->stats().icmp_echoes_answered >= kEchoes; }, 5s);
   const auto s = p.sa->stats();
   CHECK(s.icmp_echoes_answered == kEchoes);
   CHECK(s.drops_total() == 0);
@@ -1030,6 +1032,7 @@ TEST_CASE("10^5 UDP datagrams echoed byte-exact over the memory wire, each exact
       },
       64);
   peer.check(done, "UDP echo");
+  kcont_test::wait_until([&] { return p.sa->stats().udp_echoed_bytes >= bytes_back.load(); }, 5s);
   const auto s = p.sa->stats();
   CHECK(s.udp_echoed == kDatagrams);
   CHECK(s.udp_echoed_bytes == bytes_back.load());

@@ -3,6 +3,7 @@
 // reproduced with an injected delay and caught by the stall detector; the same delay harmless
 // in taskctx mode; taskq mode; two NICs back to back; bad frames dropped and counted.
 #include <doctest/doctest.h>
+#include <kcont/histogram.h>
 #include <kcont/nicsim.h>
 #include <kcont/traffic.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "test_util.h"
 
@@ -295,4 +297,42 @@ TEST_CASE("bad configuration is refused with a message") {
   CHECK_THROWS_AS(nic.up(), std::logic_error);  // no wire attached
   pkt p;
   CHECK(nic.output(&p) == ENETDOWN);
+}
+
+TEST_CASE(
+    "latency_histogram: the CDF has a point per non-empty bucket and agrees with percentile") {
+  using kcont::net::latency_histogram;
+  latency_histogram h;
+  CHECK(h.take().cdf().empty());
+  const std::pair<std::uint64_t, int> values[] = {{10, 50}, {100, 30}, {1000, 15}, {1'000'000, 5}};
+  for (const auto& [ns, n] : values)
+    for (int i = 0; i < n; ++i) h.record(ns);
+  const auto cdf = h.take().cdf();
+  REQUIRE(cdf.size() == 4);
+  const double fractions[] = {0.5, 0.8, 0.95, 1.0};
+  for (std::size_t i = 0; i < cdf.size(); ++i) {
+    CHECK(cdf[i].fraction == doctest::Approx(fractions[i]));
+    // The bucket's upper bound: at or above the value, within the histogram's 3%.
+    CHECK(cdf[i].ns >= values[i].first);
+    CHECK(static_cast<double>(cdf[i].ns) <= static_cast<double>(values[i].first) * 1.035);
+  }
+  CHECK(cdf[0].ns == 10);  // exact below 64 ns
+  CHECK(cdf.back().fraction == 1.0);
+  const latency_histogram::snapshot s = h.take();
+  for (double q : {0.01, 0.5, 0.51, 0.8, 0.81, 0.95, 0.99, 1.0}) {
+    std::uint64_t first = 0;
+    for (const auto& p : cdf)
+      if (p.fraction >= q) {
+        first = p.ns;
+        break;
+      }
+    CHECK_MESSAGE(s.percentile(q) == first, "q " << q);
+  }
+  // The difference of two snapshots: only what came between them.
+  const latency_histogram::snapshot before = h.take();
+  for (int i = 0; i < 3; ++i) h.record(5000);
+  const auto later = (h.take() - before).cdf();
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].fraction == 1.0);
+  CHECK(later[0].ns >= 5000);
 }

@@ -1,14 +1,19 @@
 // kcont::net::tap_device against a real tap: creation, both directions byte-exact, runts,
 // oversized frames, an empty tap, the link deleted under an open fd, removal on destruction,
-// and the error messages when a tap cannot be made. Every case that needs a tap skips (and
-// passes) with the reason when none can be made here (no /dev/net/tun, no CAP_NET_ADMIN).
+// the error messages when a tap cannot be made, and the tap's fd used from threads outside
+// the namespace it was made in. Every case runs in the test's own network namespace
+// (netns_util.h), never the host's default one, and skips (and passes) with the reason when
+// no namespace or no tap can be made here (not root, no `ip`, KCONT_NO_NETNS=1, no
+// /dev/net/tun, no CAP_NET_ADMIN).
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include "netns_util.h"
 #include "tap_util.h"
 
 #include <atomic>
@@ -82,6 +87,7 @@ void drain(tap_device& tap) {
 }  // namespace
 
 TEST_CASE("tap: create gives an interface that exists, is up, non-blocking and close-on-exec") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   CHECK(tap->name().rfind("kcont", 0) == 0);
   CHECK(tap->ifindex() > 0);
@@ -103,6 +109,7 @@ TEST_CASE("tap: create gives an interface that exists, is up, non-blocking and c
 }
 
 TEST_CASE("tap: 1000 frames written to the fd reach the host byte-exact and in order") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   RAW_OR_SKIP(host, tap);
   constexpr std::uint32_t total = 1000, batch = 50;
@@ -126,6 +133,7 @@ TEST_CASE("tap: 1000 frames written to the fd reach the host byte-exact and in o
 }
 
 TEST_CASE("tap: 1000 frames the host sends arrive at read_frame byte-exact and in order") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   RAW_OR_SKIP(host, tap);
   // The tap's queue to the fd holds 1000 frames (tx_queue_len); stay well below it.
@@ -151,6 +159,7 @@ TEST_CASE("tap: 1000 frames the host sends arrive at read_frame byte-exact and i
 }
 
 TEST_CASE("tap: runts (< 14 bytes) are refused both ways; short frames pass unpadded") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   RAW_OR_SKIP(host, tap);
   auto whole = make_frame(7, 60);
@@ -187,6 +196,7 @@ TEST_CASE("tap: runts (< 14 bytes) are refused both ways; short frames pass unpa
 }
 
 TEST_CASE("tap: an oversized frame is reported as truncated with its full length") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 9000);  // room for the host to send jumbo frames
   RAW_OR_SKIP(host, tap);
   constexpr std::size_t cap = 1518;  // the NIC's buffer; anything longer is "oversized"
@@ -246,6 +256,7 @@ TEST_CASE("tap: an oversized frame is reported as truncated with its full length
 }
 
 TEST_CASE("tap: reading an empty tap gives none") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   quiet_host_stack(tap->name());  // else IPv6 may send a router solicitation any time
   drain(*tap);
@@ -259,6 +270,7 @@ TEST_CASE("tap: reading an empty tap gives none") {
 }
 
 TEST_CASE("tap: while the interface is down writes fail with EIO and reads find nothing") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   RAW_OR_SKIP(host, tap);
   REQUIRE(set_link_up(tap->name(), false));
@@ -289,6 +301,7 @@ TEST_CASE("tap: while the interface is down writes fail with EIO and reads find 
 }
 
 TEST_CASE("tap: deleting the link under an open fd wakes a poller, fails writes, reads gone") {
+  NETNS_OR_SKIP(ns);
   const int fds_before = count_open_fds();
   {
     TAP_OR_SKIP(tap, 0);
@@ -356,6 +369,7 @@ TEST_CASE("tap: deleting the link under an open fd wakes a poller, fails writes,
 }
 
 TEST_CASE("tap: frames queued towards the fd when the link is deleted are discarded") {
+  NETNS_OR_SKIP(ns);
   const int fds_before = count_open_fds();
   {
     TAP_OR_SKIP(tap, 0);
@@ -380,6 +394,7 @@ TEST_CASE("tap: frames queued towards the fd when the link is deleted are discar
 }
 
 TEST_CASE("tap: the destructor removes the interface") {
+  NETNS_OR_SKIP(ns);
   TAP_OR_SKIP(tap, 0);
   const std::string name = tap->name();
   const int fds_with_tap = count_open_fds();
@@ -391,6 +406,7 @@ TEST_CASE("tap: the destructor removes the interface") {
 }
 
 TEST_CASE("tap: creation failures say what is missing") {
+  NETNS_OR_SKIP(ns);
   std::string why;
   if (!tap_available(why)) {
     // The message this machine gives is the one under test; it must name the cause.
@@ -447,4 +463,87 @@ TEST_CASE("tap: creation failures say what is missing") {
     CHECK_FALSE(tap_device::create("lo", 0, w));
     CHECK(w.find("already exists") != std::string::npos);
   }
+}
+
+namespace {
+
+// The network namespace the calling thread is in, as the inode of its nsfs file.
+ino_t thread_netns() {
+  struct stat st {};
+  return ::stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+
+// One frame each way through `tap` and `inside` (a packet socket in the tap's namespace);
+// "" when both arrived intact, else what went wrong.
+std::string round_trip(tap_device& tap, raw_socket& inside, std::uint32_t seq) {
+  const auto out = make_frame(seq, 100);
+  if (!tap.write_frame(out.data(), out.size()))
+    return std::string("write_frame: ") + std::strerror(errno);
+  const auto got = inside.recv_frame(2s);
+  if (!got || *got != out) return "the frame written to the fd did not arrive intact";
+  const auto in = make_frame(seq + 1, 120);
+  if (inside.send(in) != static_cast<ssize_t>(in.size()))
+    return std::string("send: ") + std::strerror(errno);
+  std::uint8_t buf[1518];
+  std::size_t len = 0;
+  if (read_test_frame(tap, buf, sizeof buf, &len, 2s) != st::frame || len != in.size() ||
+      std::memcmp(buf, in.data(), len) != 0)
+    return "the frame sent to the tap did not arrive intact at read_frame";
+  return "";
+}
+
+}  // namespace
+
+// Only making the tap has to happen inside: its fd then works from threads in any namespace
+// (the kcont NIC's interrupt CPU and kcont-nicsim's floor thread never enter ours).
+TEST_CASE(
+    "tap: made inside the test's namespace, it is absent from the host's; its fd works "
+    "from threads outside") {
+  std::string why;
+  auto ns = kcont::net::own_netns::make(kcont::net::netns_prefix_test, why);
+  if (!ns) {
+    MESSAGE(netns_skip_message(why));
+    return;
+  }
+  const ino_t home = thread_netns();
+  REQUIRE(home != 0);
+  std::unique_ptr<tap_device> tap;
+  std::unique_ptr<raw_socket> inside;
+  {
+    auto in = kcont::net::netns_thread_scope::enter(ns->handle(), why);
+    REQUIRE_MESSAGE(in, why);
+    CHECK(thread_netns() != home);
+    tap = tap_device::create("", 0, why);
+    if (!tap) {
+      MESSAGE("SKIPPED: cannot create a tap here: " << why);
+      return;
+    }
+    quiet_host_stack(tap->name());
+    CHECK(::if_nametoindex(tap->name().c_str()) == static_cast<unsigned>(tap->ifindex()));
+    inside = std::make_unique<raw_socket>(tap->ifindex());
+    REQUIRE_MESSAGE(inside->ok(), inside->error());
+  }
+  CHECK(thread_netns() == home);  // the scope returned the thread
+  INFO("an interface named " << tap->name() << " in the test's home namespace");
+  CHECK(::if_nametoindex(tap->name().c_str()) == 0);
+  drain(*tap);
+
+  CHECK(round_trip(*tap, *inside, 1) == "");  // this thread, back home
+  ino_t other_ns = 0;
+  std::string other;
+  std::thread([&] {
+    other_ns = thread_netns();
+    other = round_trip(*tap, *inside, 3);
+  }).join();
+  CHECK(other_ns == home);  // a thread started outside stays outside
+  CHECK(other == "");
+  CHECK(tap->link_exists());
+
+  // Closing the fd from outside removes the interface inside.
+  const std::string name = tap->name();
+  tap.reset();
+  unsigned index_inside = 1;
+  REQUIRE(kcont::net::run_in_netns(
+      ns->handle(), [&] { index_inside = ::if_nametoindex(name.c_str()); }, why));
+  CHECK(index_inside == 0);
 }

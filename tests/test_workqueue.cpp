@@ -195,7 +195,18 @@ TEST_CASE("WQ_ELASTIC: while an item sleeps in kpause, the next items start on o
   CHECK(starts == in_order);  // items still start in the order enqueued
   CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU, true, starts) == 1);  // fixed: one at a time
   CHECK(starts == in_order);
-  // A sleep kcont cannot see keeps the queue to itself.
+  // A raw sleep is found by the blocking watch (test_blocking_watch.cpp tells more)...
+  CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC, false, starts) >= 2);
+  CHECK(starts == in_order);
+}
+
+TEST_CASE("WQ_ELASTIC with the blocking watch off: a sleep kcont cannot see keeps the queue") {
+  kcont::runtime_config c = kcont_test::cpus(2);
+  c.blocking_threshold = std::chrono::microseconds(0);
+  kcont::runtime rt(c);
+  kcont::runtime_scope scope(rt);
+  std::vector<int> starts;
+  CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC, true, starts) >= 2);  // declared
   CHECK(run_sleepers(rt, WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC, false, starts) == 1);
 }
 

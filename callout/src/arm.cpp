@@ -54,6 +54,7 @@ void insert_locked(callout_state& st, callout_cpu& cc, ::callout* c, std::int64_
   c->c_rest = static_cast<std::uint32_t>(rest);
   c->c_flags |= CALLOUT_PENDING;
   cc.wheel.insert(c);
+  cc.armed.bump();
   request_tick(st, cc.ci, due - rest);
 }
 

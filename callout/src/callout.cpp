@@ -7,6 +7,8 @@
 
 #include <climits>
 #include <new>
+#include <stdexcept>
+#include <string>
 
 using namespace kcont::detail::callouts;
 using kcont::detail::callout_delay;
@@ -196,4 +198,22 @@ void callout::trampoline(void* self) {
   static_cast<callout*>(self)->fn_();
 }
 
+}  // namespace kcont
+
+namespace kcont {
+callout_cpu_stats callout_stats(runtime& rt, unsigned cpu) {
+  if (cpu >= rt.ncpu())
+    throw std::out_of_range("kcont::callout_stats: no CPU " + std::to_string(cpu) +
+                            " (the runtime has " + std::to_string(rt.ncpu()) + ")");
+  callout_cpu_stats s;
+  detail::callouts::callout_state* st = detail::callouts::state_if_made(rt);
+  if (st == nullptr) return s;
+  detail::callouts::callout_cpu& cc = *st->cpus[cpu];
+  s.armed = cc.armed.get();
+  s.fired = cc.fired.get();
+  s.cancelled = cc.cancelled.get();
+  std::lock_guard<std::mutex> lk(cc.lock);
+  s.pending = cc.wheel.count() + static_cast<std::uint64_t>(cc.expired.size());
+  return s;
+}
 }  // namespace kcont

@@ -29,6 +29,7 @@
 #include "wheel.h"
 
 #include <kcont/callout.h>
+#include <kcont/internal/counters.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/internal/misuse.h>
 
@@ -75,6 +76,8 @@ struct alignas(64) callout_cpu {
   callout_list expired;             // [c] due, waiting for softclock
   ::callout* running = nullptr;     // [c] written by [s]: the handler running now
   unsigned halt_waiters = 0;        // [c]
+  // Statistics (callout_stats): written with [c] held, read without it (relaxed).
+  internal::owner_counter armed, fired, cancelled;
 };
 
 // Every field [I].
@@ -111,8 +114,9 @@ struct callout_state {
   callout_cpu& of(const cpu_info* ci) const { return *cpus[cpu_index(ci)]; }
 };
 
-// The runtime's callout state, made on first use (softclock.cpp).
+// The runtime's callout state, made on first use (softclock.cpp); state_if_made does not make it.
 callout_state& state_of(runtime& rt);
+callout_state* state_if_made(runtime& rt);
 
 inline cpu_info* cpu_of(const ::callout* c) {
   return std::atomic_ref<cpu_info* const>(c->c_cpu).load(std::memory_order_acquire);
@@ -147,7 +151,10 @@ inline void unlink_pending(callout_cpu& cc, ::callout* c) {
 
 inline bool stop_locked(callout_cpu& cc, ::callout* c) {
   bool expired = (c->c_flags & CALLOUT_EXPIRED) != 0;
-  if (c->c_flags & CALLOUT_PENDING) unlink_pending(cc, c);
+  if (c->c_flags & CALLOUT_PENDING) {
+    unlink_pending(cc, c);
+    cc.cancelled.bump();
+  }
   c->c_flags &= ~(CALLOUT_PENDING | CALLOUT_EXPIRED);
   return expired;
 }

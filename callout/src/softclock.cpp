@@ -24,6 +24,7 @@ void softclock(void* arg) {
     void* farg = c->c_arg;
     const bool mpsafe = (c->c_flags & CALLOUT_MPSAFE) != 0;
     cc.running = c;
+    cc.fired.bump();
     lk.unlock();
     if (!mpsafe) kernel_lock();
     {
@@ -71,6 +72,17 @@ void clock_hook(cpu_info* ci, std::int64_t now) {
   if (due) softint_schedule_cpu(st.softclock, ci);
 }
 
+// The callout layer's part of the exported statistics (machine::set_stats_hook).
+void export_stats(runtime& rt, stats_segment::cpu_record* cpus, stats_segment::pool_record*) {
+  for (unsigned i = 0; i < rt.ncpu(); ++i) {
+    const callout_cpu_stats s = callout_stats(rt, i);
+    cpus[i].callouts_pending = s.pending;
+    cpus[i].callouts_armed = s.armed;
+    cpus[i].callouts_fired = s.fired;
+    cpus[i].callouts_cancelled = s.cancelled;
+  }
+}
+
 void* create_state(runtime& rt) {
   auto* st = new callout_state;
   st->rt = &rt;
@@ -87,6 +99,7 @@ void* create_state(runtime& rt) {
     std::abort();
   }
   machine::set_clock_hook(rt, clock_hook);
+  machine::set_stats_hook(rt, machine::layer::callout, export_stats);
   return st;
 }
 
@@ -98,11 +111,16 @@ void destroy_state(void* p) {
     std::fprintf(stderr, "kcont: runtime destroyed with %llu callout(s) still pending\n",
                  static_cast<unsigned long long>(left));
   machine::set_clock_hook(*st->rt, nullptr);
+  machine::set_stats_hook(*st->rt, machine::layer::callout, nullptr);
   softint_disestablish(st->softclock);
   delete st;
 }
 
 }  // namespace
+
+callout_state* state_if_made(runtime& rt) {
+  return static_cast<callout_state*>(machine::layer_state_if_made(rt, machine::layer::callout));
+}
 
 callout_state& state_of(runtime& rt) {
   return *static_cast<callout_state*>(

@@ -4,6 +4,7 @@
 // continuations bound to it.
 #include "kcont_impl.h"
 
+#include <kcont/function_workqueue.h>
 #include <kcont/softint.h>
 
 #include <cerrno>
@@ -21,8 +22,16 @@ const unsigned kSoftLevel[kSoftLevels] = {SOFTINT_SERIAL, SOFTINT_NET, SOFTINT_B
 // run on one of its own workers).
 thread_local const binding* tl_draining = nullptr;
 
-std::unique_ptr<binding> make_binding(kcont::runtime& rt, bool soft, unsigned level_or_pri,
-                                      bool percpu, level_gate* gates = nullptr) {
+// Names of the queues in statistics: the predefined ones by kind, acquired ones by priority.
+const char* const kPredefinedName[kPredefined] = {"wq_softserial", "wq_softnet", "wq_softbio",
+                                                  "wq_softclock",  "wq_prihigh", "wq_primedhigh",
+                                                  "wq_primedlow",  "wq_prilow"};
+const char* const kAcquiredName[] = {"kcont acquired PRI_HIGH", "kcont acquired PRI_MEDHIGH",
+                                     "kcont acquired PRI_MEDLOW", "kcont acquired PRI_LOW"};
+
+std::unique_ptr<binding> make_binding(kcont::runtime& rt, const char* name, bool soft,
+                                      unsigned level_or_pri, bool percpu,
+                                      level_gate* gates = nullptr) {
   auto b = std::make_unique<binding>();
   b->rt = &rt;
   b->soft = soft;
@@ -30,9 +39,8 @@ std::unique_ptr<binding> make_binding(kcont::runtime& rt, bool soft, unsigned le
   kcont::runtime_scope scope(rt);
   unsigned n = percpu ? rt.ncpu() : 1;
   for (unsigned i = 0; i < n; ++i) {
-    auto q = std::make_unique<kqueue>();
+    auto q = std::make_unique<kqueue>(rt, name, percpu ? rt.cpu(i) : nullptr);
     q->b = b.get();
-    q->cpu = percpu ? rt.cpu(i) : nullptr;
     if (gates != nullptr) {
       q->gate = &gates[i];
       q->level = level_or_pri;
@@ -48,13 +56,30 @@ std::unique_ptr<binding> make_binding(kcont::runtime& rt, bool soft, unsigned le
     // Elastic: a func that sleeps at a blocking point lets another worker drain the queue
     // (drain.cpp kicks a second drain), so one sleeper does not hold back its level.
     int flags = WQ_MPSAFE | WQ_ELASTIC | (percpu ? WQ_PERCPU : 0);
-    if (int e = workqueue_create(&b->wq, "kcont", thread_drain, b.get(),
+    if (int e = workqueue_create(&b->wq, name, thread_drain, b.get(),
                                  static_cast<pri_t>(level_or_pri), 0, flags);
         e != 0)
       throw std::system_error(e, std::generic_category(), "kcont: workqueue_create");
   }
   return b;
 }
+
+}  // namespace
+
+kqueue::kqueue(kcont::runtime& r, const char* name, cpu_info* ci)
+    : rt(r),
+      cpu(ci),
+      counters(kcont::internal::queue_timing(r)),
+      stats_node("kcont", name, ci != nullptr ? static_cast<int>(cpu_index(ci)) : -1, mu,
+                 counters) {
+  kcont::internal::register_queue(rt, stats_node);
+}
+
+kqueue::~kqueue() {
+  kcont::internal::unregister_queue(rt, stats_node);
+}
+
+namespace {
 
 void free_binding(binding* b) {
   if (b->soft) {
@@ -70,7 +95,7 @@ void* create_state(kcont::runtime& rt) {
   st->gates = std::make_unique<level_gate[]>(rt.ncpu());
   try {
     for (unsigned k = 0; k < kSoftLevels; ++k)
-      st->predefined[k] = make_binding(rt, true, kSoftLevel[k], true).release();
+      st->predefined[k] = make_binding(rt, kPredefinedName[k], true, kSoftLevel[k], true).release();
   } catch (...) {  // no memory, or no softint: undo what was made (kcont_init: EAGAIN)
     for (auto& b : st->predefined)
       if (binding* made = b.load()) free_binding(made);
@@ -85,24 +110,54 @@ void* create_state(kcont::runtime& rt) {
 binding& predefined_thread_binding(runtime_state& st, kcont::runtime& rt, int kind) {
   std::lock_guard<std::mutex> lk(st.acquire_mu);
   if (binding* b = st.predefined[kind].load(std::memory_order_relaxed)) return *b;
-  binding* b = make_binding(rt, false, kind - kSoftLevels, true, st.gates.get()).release();
+  binding* b =
+      make_binding(rt, kPredefinedName[kind], false, kind - kSoftLevels, true, st.gates.get())
+          .release();
   st.predefined[kind].store(b, std::memory_order_release);
   return *b;
+}
+
+// Until no thread queue's drain is queued or running, all at once. A drain of one queue may
+// still be inside a kick of another (a continuation or a coroutine hop that its func queued,
+// whose run may already have ended and let the owner destroy the runtime), so no binding may
+// be freed while any drain of any of them runs. The CPU loops have stopped by now: the soft
+// queues' drains are over, and a kick of one only parks its softint. Acquired queues are not
+// freed meanwhile (tearing_down), so each pass's list of them stays valid; one acquired during
+// a pass is in the next, which a busy pass always has.
+void settle_thread_queues(runtime_state& st) {
+  std::vector<workqueue*> wqs;
+  for (bool busy = true; busy;) {
+    wqs.clear();
+    for (auto& b : st.predefined)
+      if (binding* made = b.load(); made != nullptr && !made->soft) wqs.push_back(made->wq);
+    {
+      std::lock_guard<std::mutex> lk(st.acquire_mu);
+      for (auto& [key, wq] : st.acquired) wqs.push_back(wq->acquired->wq);
+    }
+    busy = false;
+    for (workqueue* wq : wqs) busy = kcont::detail::workqueue_settle(wq) || busy;
+  }
 }
 
 void destroy_state(void* p) {
   auto* st = static_cast<runtime_state*>(p);
   {
+    std::lock_guard<std::mutex> lk(st->acquire_mu);
+    st->tearing_down = true;  // from now on no acquired binding is freed but here
+  }
+  {
     std::unique_lock<std::mutex> lk(st->reap_mu);
     st->reaped.wait(lk, [&] { return st->reaping == 0; });
   }
+  settle_thread_queues(*st);
   for (auto& b : st->predefined)
     if (binding* made = b.load()) free_binding(made);
   for (auto& [key, wq] : st->acquired) {
-    std::fprintf(stderr,
-                 "kcont: runtime destroyed with an acquired kcont queue still referenced "
-                 "(%u reference(s): acquisitions or continuations not destroyed)\n",
-                 wq->refs);
+    if (wq->refs != 0)
+      std::fprintf(stderr,
+                   "kcont: runtime destroyed with an acquired kcont queue still referenced "
+                   "(%u reference(s): acquisitions or continuations not destroyed)\n",
+                   wq->refs);
     free_binding(wq->acquired);
     delete wq;
   }
@@ -164,7 +219,7 @@ void unbind(kcont_wq* wq) {
   {
     std::lock_guard<std::mutex> lk(st.acquire_mu);
     if (wq->refs == 0) misuse("kcont_workqueue_release of a queue released more than acquired");
-    if (--wq->refs != 0) return;
+    if (--wq->refs != 0 || st.tearing_down) return;  // tearing down: destroy_state frees it
     st.acquired.erase({wq->pri, wq->flags});
   }
   free_acquired(st, wq);  // not under acquire_mu: its drains may acquire queues
@@ -216,7 +271,8 @@ kcont_wq_t* kcont_workqueue_acquire(pri_t pri, int flags) {
     wq->rt = &rt;
     const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
     try {
-      wq->acquired = make_binding(rt, false, level, (flags & WQ_PERCPU) != 0).release();
+      wq->acquired =
+          make_binding(rt, kAcquiredName[level], false, level, (flags & WQ_PERCPU) != 0).release();
     } catch (const std::system_error& e) {
       st->acquired.erase({pri, flags});
       return fail(e);

@@ -93,6 +93,7 @@ bool wait_for_lock(kcont_t* kc, kmutex_t* lock) {
 void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell) {
   kc->kc_state = (kc->kc_state & ~KC_QUEUED) | KC_RUNNING;
   kc->kc_runner = std::this_thread::get_id();
+  const std::uint64_t timed_from = q.counters.started(kc);
   kcont_func_t fn = kc->kc_func;
   void* arg = kc->kc_arg;
   ++q.running;
@@ -117,6 +118,7 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   if (!returned && held != nullptr && !mutex_owned(held)) held = nullptr;
   lk.lock();
   --q.running;
+  q.counters.finished(timed_from);
   kc->kc_runner = std::thread::id();
   kc->kc_state &= ~KC_RUNNING;
   if (!(kc->kc_state & KC_QUEUED)) kc->kc_state &= ~KC_INVOKING;
@@ -144,6 +146,7 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
 void run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell) {
   kcont_hop& h = q.hops.front();
   q.hops.pop_front();
+  const std::uint64_t timed_from = q.counters.started(&h);
   void (*fn)(void*) = h.fn;
   void* arg = h.arg;
   ++q.running;
@@ -157,6 +160,7 @@ void run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell) {
   if (!q.b->soft) kcont::machine::set_thread_block_observer(previous);
   lk.lock();
   --q.running;
+  q.counters.finished(timed_from);
   fell = set_ready(q, has_runnable(q));
 }
 
@@ -245,6 +249,7 @@ void make_runnable(kqueue& q, kcont_t* kc) {
   if (kc->kc_state & KC_QUEUED) return;
   kc->kc_state |= KC_QUEUED;
   q.runnable.push_back(*kc);
+  q.counters.queued(kc);
   set_ready(q, true);
   if (!(kc->kc_state & KC_RUNNING)) kick(q);  // a running one is picked up when func returns
 }

@@ -36,6 +36,7 @@ int kcont_hop_schedule(kcont_hop* h, kcont::runtime& rt, kcont_wq_t* wq, cpu_inf
   {
     std::lock_guard<std::mutex> lk(q.mu);
     q.hops.push_back(*h);
+    q.counters.queued(h);
     set_ready(q, true);
   }
   kick(q);  // h may have run and be gone already: only q is used
@@ -49,6 +50,7 @@ bool kcont_hop_done(kcont_hop* h, bool begun) {
     std::unique_lock<std::mutex> lk(q.mu);
     if (h->link.is_linked()) {
       q.hops.erase(q.hops.iterator_to(*h));
+      q.counters.withdrawn(h);
       withdrawn = true;
       // Nothing left for its level: lower it now, as kcont_stop does (state.cpp).
       if (!has_runnable(q) && q.running == 0 && set_ready(q, false)) q.wake_pending = true;

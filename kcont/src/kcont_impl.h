@@ -25,6 +25,7 @@
 
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/internal/misuse.h>
+#include <kcont/internal/queue_counters.h>
 #include <kcont/kcont.h>
 
 #include <boost/intrusive/list.hpp>
@@ -80,19 +81,29 @@ struct alignas(64) level_gate {
   kqueue* queues[kThreadLevels] = {};           // [I]
 };
 
+// Registered with its runtime's queue statistics (<kcont/queue_stats.h>) while it exists:
+// continuations and hops count as its tasks.
 struct kqueue {
+  kqueue(kcont::runtime& rt, const char* name, cpu_info* ci);
+  ~kqueue();
+  kqueue(const kqueue&) = delete;
+  kqueue& operator=(const kqueue&) = delete;
+
+  kcont::runtime& rt;  // [I]
   std::mutex mu;
   std::condition_variable ran;            // [q] a func returned (halt and destroy wait here)
   kcont_list runnable;                    // [q]
   hop_list hops;                          // [q] one-shot hops (hop.cpp), oldest first
   binding* b = nullptr;                   // [I]
-  cpu_info* cpu = nullptr;                // [I] nullptr: the queue of a non-per-CPU wq
+  cpu_info* const cpu;                    // [I] nullptr: the queue of a non-per-CPU wq
   work drain_work{};                      // [I] thread queues: the work item that drains this queue
   std::atomic<bool> drain_queued{false};  // [a] drain_work is queued and has not started
   level_gate* gate = nullptr;             // [I] predefined thread queues: their CPU's gate
   unsigned level = 0;                     // [I] ... and their level in it, 0 = wq_prihigh
   unsigned running = 0;                   // [q] funcs of this queue running now
   bool wake_pending = false;  // [q] a stop lowered `ready` while a lower level stood aside
+  kcont::internal::queue_counters counters;      // [q]
+  kcont::internal::queue_stats_node stats_node;  // [I]
 };
 
 struct binding {
@@ -114,6 +125,9 @@ struct runtime_state {
   std::atomic<binding*> predefined[kPredefined] = {};
   std::mutex acquire_mu;
   std::map<std::pair<int, int>, kcont_wq*> acquired;  // [r] by {pri, flags}
+  // [r] The runtime is being destroyed: a queue whose last reference goes stays in `acquired`
+  // (refs 0) for the teardown to free, which it does once no drain runs.
+  bool tearing_down = false;
   // Acquired bindings being freed on a thread of their own (their last reference went inside
   // one of their own drains); the runtime's teardown waits for them.
   std::mutex reap_mu;

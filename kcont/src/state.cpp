@@ -59,6 +59,7 @@ bool stop_locked(kqueue& q, kcont_t* kc) {
   if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
   if (kc->kc_state & KC_QUEUED) {
     q.runnable.erase(q.runnable.iterator_to(*kc));
+    q.counters.withdrawn(kc);
     kcont::machine::lock_unwait(&kc->kc_lockwait);  // no longer waits for its lock
     kc->kc_state &= ~KC_QUEUED;
     if (!(kc->kc_state & KC_RUNNING)) kc->kc_state &= ~KC_INVOKING;

@@ -1,12 +1,14 @@
 #include <kcont/frame.h>
-
-#include "byte_order.h"
+#include <kcont/wire_format.h>
 
 #include <cstring>
 #include <iterator>
 
 namespace kcont::net {
 namespace {
+
+using wire_format::get_be;
+using wire_format::put_be;
 
 // Sim header layout after the Ethernet header (big-endian on the wire, as a real protocol):
 //   0 magic u32 | 4 flow u16 | 6 length u16 (whole frame) | 8 seq u64 | 16 sent_ns i64 |

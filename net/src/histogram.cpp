@@ -49,6 +49,18 @@ std::uint64_t latency_histogram::snapshot::percentile(double q) const {
   return upper_bound_of(nbuckets - 1);
 }
 
+std::vector<latency_histogram::snapshot::cdf_point> latency_histogram::snapshot::cdf() const {
+  std::vector<cdf_point> out;
+  const std::uint64_t n = total();
+  std::uint64_t seen = 0;
+  for (unsigned i = 0; i < nbuckets && seen < n; ++i) {
+    if (counts[i] == 0) continue;
+    seen += counts[i];
+    out.push_back({upper_bound_of(i), static_cast<double>(seen) / static_cast<double>(n)});
+  }
+  return out;
+}
+
 latency_histogram::snapshot latency_histogram::snapshot::operator-(const snapshot& e) const {
   snapshot d;
   for (unsigned i = 0; i < nbuckets; ++i) d.counts[i] = counts[i] - e.counts[i];

@@ -23,8 +23,9 @@ constexpr std::size_t kArpOp = 6, kArpSha = 8, kArpSpa = 14, kArpTha = 18, kArpT
 }  // namespace
 
 void inet_stack::impl::arp_input(pkt* m) {
-  if (m->len < kEtherHeader + kArpPacket) return drop(m, inet_drop::arp_malformed);
-  std::uint8_t* a = m->data + kEtherHeader;
+  if (m->len < wire_format::ether_header + wire_format::arp_packet)
+    return drop(m, inet_drop::arp_malformed);
+  std::uint8_t* a = m->data + wire_format::ether_header;
   const std::uint16_t op = get_be<std::uint16_t>(a + kArpOp);
   if (get_be<std::uint16_t>(a) != ARPHRD_ETHER || get_be<std::uint16_t>(a + 2) != ETHERTYPE_IP ||
       a[4] != 6 || a[5] != 4 || (op != ARPOP_REQUEST && op != ARPOP_REPLY))
@@ -66,6 +67,9 @@ void inet_stack::impl::arp_input(pkt* m) {
       learned = true;
     }
   }
+  // Counted before the held datagram goes out: whoever sees that datagram arrive must also see
+  // the reply that released it counted.
+  if (for_us && op == ARPOP_REPLY && learned) st.arp_replies_learned.add();
   if (held != nullptr) {
     ether_header(held, sha.data(), ETHERTYPE_IP);
     udp_output(held);
@@ -75,7 +79,6 @@ void inet_stack::impl::arp_input(pkt* m) {
   if (op == ARPOP_REPLY) {
     if (off_link) return drop(m, inet_drop::arp_off_link);
     if (!learned) return drop(m, inet_drop::arp_cache_full);
-    st.arp_replies_learned.add();
     pool.put(m);
     return;
   }
@@ -86,7 +89,7 @@ void inet_stack::impl::arp_input(pkt* m) {
   std::memcpy(a + kArpSha, cfg.mac.data(), 6);
   put_be<ipv4_addr>(a + kArpSpa, cfg.addr);
   ether_header(m, sha.data(), ETHERTYPE_ARP);
-  m->len = kEtherHeader + kArpPacket;  // any padding goes
+  m->len = wire_format::ether_header + wire_format::arp_packet;  // any padding goes
   if (transmit(m, st.tx_arp) == 0) st.arp_requests_answered.add();
 }
 
@@ -97,7 +100,7 @@ void inet_stack::impl::arp_request(ipv4_addr target) {
     return;
   }
   ether_header(m, kEtherBroadcast.data(), ETHERTYPE_ARP);
-  std::uint8_t* a = m->data + kEtherHeader;
+  std::uint8_t* a = m->data + wire_format::ether_header;
   put_be<std::uint16_t>(a, ARPHRD_ETHER);
   put_be<std::uint16_t>(a + 2, ETHERTYPE_IP);
   a[4] = 6;
@@ -107,7 +110,7 @@ void inet_stack::impl::arp_request(ipv4_addr target) {
   put_be<ipv4_addr>(a + kArpSpa, cfg.addr);
   std::memset(a + kArpTha, 0, 6);
   put_be<ipv4_addr>(a + kArpTpa, target);
-  m->len = kEtherHeader + kArpPacket;
+  m->len = wire_format::ether_header + wire_format::arp_packet;
   if (transmit(m, st.tx_arp) == 0) st.arp_requests_sent.add();
 }
 

@@ -18,7 +18,7 @@ void inet_stack::input(pkt* m) {
 }
 
 void inet_stack::impl::ether_input(pkt* m) {
-  if (m->len < kEtherHeader) return drop(m, inet_drop::ether_short);
+  if (m->len < wire_format::ether_header) return drop(m, inet_drop::ether_short);
   if (m->len > frame_max) return drop(m, inet_drop::ether_oversized);
   const std::uint8_t* eh = m->data;
   // The protocol first: a frame of a protocol we do not speak (the host's IPv6 chatter) is

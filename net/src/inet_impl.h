@@ -5,7 +5,7 @@
 //   inet_ip.cpp     IPv4 input checks and the header of every datagram the stack sends
 //   inet_icmp.cpp   ICMP input: echo request -> echo reply, in place
 //   inet_udp.cpp    UDP input (echo, sink) and send_udp
-//   inet_cksum.cpp  the Internet checksum (RFC 1071) and the pseudo-header sum
+// Header sizes, byte order and the Internet checksum come from <kcont/wire_format.h>.
 //
 // Frames are read through their length only: each layer checks that what it reads lies
 // within m->len (capped at frame_max by the Ethernet layer) before reading it.
@@ -24,13 +24,12 @@
 #include <kcont/callout.h>
 #include <kcont/inet.h>
 #include <kcont/internal/counters.h>
+#include <kcont/wire_format.h>
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
-
-#include "byte_order.h"
 
 namespace kcont::net {
 
@@ -42,36 +41,26 @@ namespace kcont::net {
 #error "inet_impl.h: a system network header defines the protocol names declared here"
 #endif
 
-// Wire formats (offsets from the start of each header).
-inline constexpr std::size_t kEtherHeader = 14;
-inline constexpr std::size_t kArpPacket = 28;  // Ethernet/IPv4 ARP
-inline constexpr std::size_t kIpHeader = 20;   // without options
-inline constexpr std::size_t kIcmpHeader = 8;
-inline constexpr std::size_t kUdpHeader = 8;
-inline constexpr std::size_t kUdpMaxPayload = 1500 - kIpHeader - kUdpHeader;  // MTU 1500
-inline constexpr std::uint16_t ETHERTYPE_IP = 0x0800;
-inline constexpr std::uint16_t ETHERTYPE_ARP = 0x0806;
-inline constexpr std::uint16_t ARPHRD_ETHER = 1;
-inline constexpr std::uint16_t ARPOP_REQUEST = 1;
-inline constexpr std::uint16_t ARPOP_REPLY = 2;
-inline constexpr std::uint8_t IPPROTO_ICMP = 1;
-inline constexpr std::uint8_t IPPROTO_UDP = 17;
-inline constexpr std::uint16_t IP_DF = 0x4000;
-inline constexpr std::uint16_t IP_MF = 0x2000;
-inline constexpr std::uint16_t IP_OFFMASK = 0x1fff;
-inline constexpr std::uint8_t ICMP_ECHOREPLY = 0;
-inline constexpr std::uint8_t ICMP_ECHO = 8;
-inline constexpr ether_addr kEtherBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+using wire_format::get_be;
+using wire_format::put_be;
 
-// The Internet checksum (inet_cksum.cpp): the one's-complement sum of `len` bytes added to
-// `sum` (folded to 16 bits; not complemented), and the final checksum of such a sum.
-std::uint32_t in_cksum_add(std::uint32_t sum, const std::uint8_t* p, std::size_t len);
-std::uint16_t in_cksum_finish(std::uint32_t sum);
-inline std::uint16_t in_cksum(const std::uint8_t* p, std::size_t len) {
-  return in_cksum_finish(in_cksum_add(0, p, len));
-}
-// The sum of the UDP/TCP pseudo-header (RFC 768): addresses, protocol and length.
-std::uint32_t in_pseudo(ipv4_addr src, ipv4_addr dst, std::uint8_t proto, std::uint16_t len);
+// Aliases of <kcont/wire_format.h>'s values, which the floor responder and the in-memory peer
+// use too.
+inline constexpr std::size_t kUdpMaxPayload =
+    1500 - wire_format::ip_header - wire_format::udp_header;  // MTU 1500
+inline constexpr std::uint16_t ETHERTYPE_IP = wire_format::ethertype_ip;
+inline constexpr std::uint16_t ETHERTYPE_ARP = wire_format::ethertype_arp;
+inline constexpr std::uint16_t ARPHRD_ETHER = wire_format::arp_hrd_ether;
+inline constexpr std::uint16_t ARPOP_REQUEST = wire_format::arp_op_request;
+inline constexpr std::uint16_t ARPOP_REPLY = wire_format::arp_op_reply;
+inline constexpr std::uint8_t IPPROTO_ICMP = wire_format::proto_icmp;
+inline constexpr std::uint8_t IPPROTO_UDP = wire_format::proto_udp;
+inline constexpr std::uint16_t IP_DF = wire_format::ip_df;
+inline constexpr std::uint16_t IP_MF = wire_format::ip_mf;
+inline constexpr std::uint16_t IP_OFFMASK = wire_format::ip_offmask;
+inline constexpr std::uint8_t ICMP_ECHOREPLY = wire_format::icmp_echoreply;
+inline constexpr std::uint8_t ICMP_ECHO = wire_format::icmp_echo;
+inline constexpr ether_addr kEtherBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 inline bool ether_is_group(const std::uint8_t* mac) {
   return (mac[0] & 1) != 0;

@@ -16,19 +16,19 @@ bool bad_source(ipv4_addr a, ipv4_addr subnet_broadcast) {
 }  // namespace
 
 void inet_stack::impl::ip_input(pkt* m, bool link_broadcast) {
-  std::uint8_t* ip = m->data + kEtherHeader;
-  const std::size_t avail = m->len - kEtherHeader;
-  if (avail < kIpHeader) return drop(m, inet_drop::ip_short);
+  std::uint8_t* ip = m->data + wire_format::ether_header;
+  const std::size_t avail = m->len - wire_format::ether_header;
+  if (avail < wire_format::ip_header) return drop(m, inet_drop::ip_short);
   if ((ip[0] >> 4) != 4) return drop(m, inet_drop::ip_version);
   const std::size_t hlen = (ip[0] & 0x0fu) * 4u;
-  if (hlen < kIpHeader) return drop(m, inet_drop::ip_header_length);
+  if (hlen < wire_format::ip_header) return drop(m, inet_drop::ip_header_length);
   if (avail < hlen) return drop(m, inet_drop::ip_short);
-  if (in_cksum(ip, hlen) != 0) return drop(m, inet_drop::ip_checksum);
+  if (wire_format::in_cksum(ip, hlen) != 0) return drop(m, inet_drop::ip_checksum);
   const std::size_t total = get_be<std::uint16_t>(ip + 2);
   if (total < hlen || total > avail) return drop(m, inet_drop::ip_bad_length);
-  m->len = static_cast<std::uint32_t>(kEtherHeader + total);  // Ethernet padding goes
+  m->len = static_cast<std::uint32_t>(wire_format::ether_header + total);  // Ethernet padding goes
   // Options are checked after the checksum and length, as ip_dooptions runs after them.
-  if (hlen != kIpHeader) return drop(m, inet_drop::ip_options);
+  if (hlen != wire_format::ip_header) return drop(m, inet_drop::ip_options);
   const auto src = get_be<ipv4_addr>(ip + 12);
   const auto dst = get_be<ipv4_addr>(ip + 16);
   if (bad_source(src, broadcast)) return drop(m, inet_drop::ip_bad_source);
@@ -62,7 +62,7 @@ void inet_stack::impl::ip_header(std::uint8_t* ip, std::uint8_t tos, std::uint16
   put_be<std::uint16_t>(ip + 10, 0);
   put_be<ipv4_addr>(ip + 12, src);
   put_be<ipv4_addr>(ip + 16, dst);
-  put_be<std::uint16_t>(ip + 10, in_cksum(ip, kIpHeader));
+  put_be<std::uint16_t>(ip + 10, wire_format::in_cksum(ip, wire_format::ip_header));
 }
 
 }  // namespace kcont::net

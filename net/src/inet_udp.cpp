@@ -7,35 +7,23 @@
 #include "inet_impl.h"
 
 namespace kcont::net {
-namespace {
-
-// The UDP checksum of the datagram at `uh` (`len` bytes) between src and dst; 0 is sent as
-// 0xffff, since 0 means "none" (RFC 768).
-std::uint16_t udp_cksum(ipv4_addr src, ipv4_addr dst, const std::uint8_t* uh, std::uint16_t len) {
-  const std::uint16_t c =
-      in_cksum_finish(in_cksum_add(in_pseudo(src, dst, IPPROTO_UDP, len), uh, len));
-  return c == 0 ? 0xffff : c;
-}
-
-}  // namespace
-
 void inet_stack::impl::udp_input(pkt* m) {
-  std::uint8_t* ip = m->data + kEtherHeader;
+  std::uint8_t* ip = m->data + wire_format::ether_header;
   const std::uint16_t total = get_be<std::uint16_t>(ip + 2);  // ip_input: fits in m->len
-  std::uint8_t* uh = ip + kIpHeader;
-  const std::size_t ip_payload = total - kIpHeader;
-  if (ip_payload < kUdpHeader) return drop(m, inet_drop::udp_short);
+  std::uint8_t* uh = ip + wire_format::ip_header;
+  const std::size_t ip_payload = total - wire_format::ip_header;
+  if (ip_payload < wire_format::udp_header) return drop(m, inet_drop::udp_short);
   const std::uint16_t ulen = get_be<std::uint16_t>(uh + 4);
-  if (ulen < kUdpHeader || ulen > ip_payload) return drop(m, inet_drop::udp_bad_length);
-  m->len = static_cast<std::uint32_t>(kEtherHeader + kIpHeader + ulen);  // trailing bytes go
+  if (ulen < wire_format::udp_header || ulen > ip_payload)
+    return drop(m, inet_drop::udp_bad_length);
+  m->len = static_cast<std::uint32_t>(wire_format::ether_header + wire_format::ip_header +
+                                      ulen);  // trailing bytes go
   const auto src = get_be<ipv4_addr>(ip + 12);
   const auto dst = get_be<ipv4_addr>(ip + 16);
-  if (get_be<std::uint16_t>(uh + 6) != 0 &&
-      in_cksum_finish(in_cksum_add(in_pseudo(src, dst, IPPROTO_UDP, ulen), uh, ulen)) != 0)
-    return drop(m, inet_drop::udp_checksum);
+  if (!wire_format::udp_cksum_ok(src, dst, uh, ulen)) return drop(m, inet_drop::udp_checksum);
   const std::uint16_t sport = get_be<std::uint16_t>(uh);
   const std::uint16_t dport = get_be<std::uint16_t>(uh + 2);
-  const std::size_t data_len = ulen - kUdpHeader;
+  const std::size_t data_len = ulen - wire_format::udp_header;
 
   if (cfg.sink_port != 0 && dport == cfg.sink_port) {
     st.udp_sunk.add();
@@ -52,8 +40,9 @@ void inet_stack::impl::udp_input(pkt* m) {
   put_be<std::uint16_t>(uh + 6, 0);
   // A new datagram from our address, as the echo service's socket would send it (TOS 0, DF
   // clear), even when the request went to a broadcast address.
-  ip_header(ip, 0, static_cast<std::uint16_t>(kIpHeader + ulen), 0, IPPROTO_UDP, cfg.addr, src);
-  put_be<std::uint16_t>(uh + 6, udp_cksum(cfg.addr, src, uh, ulen));
+  ip_header(ip, 0, static_cast<std::uint16_t>(wire_format::ip_header + ulen), 0, IPPROTO_UDP,
+            cfg.addr, src);
+  put_be<std::uint16_t>(uh + 6, wire_format::udp_cksum(cfg.addr, src, uh, ulen));
   ether_header(m, m->data + 6, ETHERTYPE_IP);
   if (transmit(m, st.tx_udp) == 0) {
     st.udp_echoed.add();
@@ -62,8 +51,8 @@ void inet_stack::impl::udp_input(pkt* m) {
 }
 
 int inet_stack::impl::udp_output(pkt* m) {
-  const std::uint8_t* uh = m->data + kEtherHeader + kIpHeader;
-  const std::uint64_t data_len = get_be<std::uint16_t>(uh + 4) - kUdpHeader;
+  const std::uint8_t* uh = m->data + wire_format::ether_header + wire_format::ip_header;
+  const std::uint64_t data_len = get_be<std::uint16_t>(uh + 4) - wire_format::udp_header;
   const int e = transmit(m, st.tx_udp);
   if (e == 0) {
     st.udp_sent.add();
@@ -89,17 +78,18 @@ int inet_stack::send_udp(ipv4_addr dst, std::uint16_t dst_port, std::uint16_t sr
     d.st.drops[static_cast<std::size_t>(inet_drop::no_buffer)].add();
     return ENOBUFS;
   }
-  const auto ulen = static_cast<std::uint16_t>(kUdpHeader + payload.size());
-  std::uint8_t* ip = m->data + kEtherHeader;
-  std::uint8_t* uh = ip + kIpHeader;
+  const auto ulen = static_cast<std::uint16_t>(wire_format::udp_header + payload.size());
+  std::uint8_t* ip = m->data + wire_format::ether_header;
+  std::uint8_t* uh = ip + wire_format::ip_header;
   put_be<std::uint16_t>(uh, src_port);
   put_be<std::uint16_t>(uh + 2, dst_port);
   put_be<std::uint16_t>(uh + 4, ulen);
   put_be<std::uint16_t>(uh + 6, 0);
-  if (!payload.empty()) std::memcpy(uh + kUdpHeader, payload.data(), payload.size());
-  put_be<std::uint16_t>(uh + 6, udp_cksum(d.cfg.addr, dst, uh, ulen));
-  d.ip_header(ip, 0, static_cast<std::uint16_t>(kIpHeader + ulen), 0, IPPROTO_UDP, d.cfg.addr, dst);
-  m->len = static_cast<std::uint32_t>(kEtherHeader + kIpHeader + ulen);
+  if (!payload.empty()) std::memcpy(uh + wire_format::udp_header, payload.data(), payload.size());
+  put_be<std::uint16_t>(uh + 6, wire_format::udp_cksum(d.cfg.addr, dst, uh, ulen));
+  d.ip_header(ip, 0, static_cast<std::uint16_t>(wire_format::ip_header + ulen), 0, IPPROTO_UDP,
+              d.cfg.addr, dst);
+  m->len = static_cast<std::uint32_t>(wire_format::ether_header + wire_format::ip_header + ulen);
   if (to_broadcast) {
     d.ether_header(m, kEtherBroadcast.data(), ETHERTYPE_IP);
     return d.udp_output(m);

@@ -272,6 +272,10 @@ sim_nic::impl::impl(sim_nic* f, kcont::runtime& r, nic_config c, pkt_pool& p)
     if (tq == nullptr) throw std::runtime_error("kcont-net: taskq_create failed");
   }
   if_attach(&ifn, tq);
+  if (kcont::internal::queue_timing(rt)) {
+    ifq_stats_name = cfg.name + " ifq";
+    ifq_stats.emplace(rt, &ifn.if_snd.ifq_serializer, ifq_stats_name.c_str());
+  }
   bell_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (bell_fd < 0) throw std::system_error(errno, std::generic_category(), "kcont-net: eventfd");
   if (kcont_init(&input_kc, wq_softnet, nullptr, simx_input, this, 0) != 0)
@@ -284,6 +288,7 @@ sim_nic::impl::impl(sim_nic* f, kcont::runtime& r, nic_config c, pkt_pool& p)
 
 sim_nic::impl::~impl() {
   kcont::runtime_scope scope(rt);
+  ifq_stats.reset();
   callout_destroy(&watchdog);
   if (input_ready) kcont_destroy(&input_kc);
   if (tq != nullptr) taskq_destroy(tq);

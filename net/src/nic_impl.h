@@ -35,6 +35,7 @@
 #include <kcont/callout.h>
 #include <kcont/internal/counters.h>
 #include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/queue_counters.h>
 #include <kcont/kcont.h>
 #include <kcont/nicsim.h>
 
@@ -43,6 +44,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 
 namespace kcont::net {
@@ -65,6 +68,11 @@ struct sim_nic::impl {
 
   ifnet ifn;  // set up by the constructor; each of its fields carries its mark in kcont/ifq.h
   taskq* tq = nullptr;  // [I] taskq start mode
+  // [I] The send queue's taskctx in the runtime's queue statistics, "<name> ifq", when the
+  // runtime times its queues (export_stats): observing costs the start path's fast dispatch
+  // two lock pairs, so only then.
+  std::string ifq_stats_name;
+  std::optional<kcont::taskctx_stats> ifq_stats;
 
   // TX ring
   const std::uint32_t tx_size, tx_mask;  // [I]

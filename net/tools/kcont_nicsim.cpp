@@ -6,7 +6,10 @@
 
 #include "nicsim_options.h"
 #include "nicsim_report.h"
+#include "nicsim_runtime.h"
+#include "nicsim_tap.h"
 #include "nicsim_wires.h"
+#include "serve.h"
 
 #include <csignal>
 #include <cstdio>
@@ -38,24 +41,26 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  if (o.serve) return run_serve(o, g_interrupted);
 
+  // The tap, inside a namespace of our own, before the runtime starts any thread (the
+  // namespace's reaper is forked then). Never one in the host's default namespace.
+  std::unique_ptr<nicsim_tap> net;
+  std::string no_tap_why;
+  if (o.wire == wire_choice::tap || o.wire == wire_choice::automatic) {
+    net = open_nicsim_tap(o.tap_name, std::nullopt, no_tap_why);
+    if (!net && o.wire == wire_choice::tap) {
+      std::fprintf(stderr, "kcont-nicsim: --wire tap: %s\n", no_tap_why.c_str());
+      return 2;
+    }
+  }
   const unsigned nnics = o.wire == wire_choice::pair ? 2 : 1;
   std::unique_ptr<kcont::runtime> rt;
   nic_list nics;
   pkt_pool pool(nicsim_pool_packets(o));  // bounded by parse_nicsim_options
   try {
     // A bad KCONT_* variable is refused (std::invalid_argument) like a bad option.
-    kcont::runtime_config rc = kcont::runtime_config::from_env();
-    if (o.ncpu != 0) rc.ncpu = o.ncpu;  // else KCONT_NCPU, else the host's
-    rc.backend = o.backend;
-    rt = std::make_unique<kcont::runtime>(rc);
-    if (o.nic.intr_cpu >= rt->ncpu()) {
-      std::fprintf(stderr,
-                   "kcont-nicsim: '--intr-cpu' needs a CPU of the runtime, 0..%u (it has %u "
-                   "CPUs; --ncpu or KCONT_NCPU sets them), not %u\n",
-                   rt->ncpu() - 1, rt->ncpu(), o.nic.intr_cpu);
-      return 2;
-    }
+    rt = make_nicsim_runtime(o);
     for (unsigned i = 0; i < nnics; ++i) {
       nic_config c = o.nic;
       c.name = nnics == 1 ? "sim0" : (i == 0 ? "simA" : "simB");
@@ -68,8 +73,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kcont-nicsim: %s\n", e.what());
     return 2;
   }
-  std::unique_ptr<wire> w = make_wire(o, nics);
-  if (!w) return 2;
+  std::unique_ptr<wire> w = make_wire(o, nics, net.get(), no_tap_why);
   const std::string wire_text = w->describe();
   std::printf(
       "kcont-nicsim: %s, mode %s, %u CPUs, backend %s, TX ring %u, RX ring %u, send "

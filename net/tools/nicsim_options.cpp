@@ -21,11 +21,16 @@ a summary at the end. Ctrl-C stops cleanly (a tap is removed).
 
 wire:
   --wire auto|tap|memory|pair  auto (default): a tap device if one can be made, else the
-                         in-memory wire; tap: a tap device or fail; memory: one NIC looped back
-                         in memory; pair: two NICs back to back in memory (A sends, B receives)
+                         in-memory wire; tap: a tap device or exit 2; memory: one NIC looped
+                         back in memory; pair: two NICs back to back in memory (A sends, B
+                         receives). A tap is only ever made inside a network namespace of our
+                         own, kcont-nicsim-PID, never in the host's default namespace; without
+                         one (not root, no /dev/net/tun, no 'ip', KCONT_NO_NETNS=1) there is no
+                         tap. The namespace goes on exit, as with --serve
   --tap-name NAME        tap interface name or pattern (default kcont%d). With a tap, the NIC's
-                         frames go to the host (watch with: tcpdump -i NAME) and frames the host
-                         sends come back in; nothing loops back, so rx counts only host traffic.
+                         frames go to the namespace's stack (watch with: ip netns exec
+                         kcont-nicsim-PID tcpdump -i NAME) and frames it sends come back in;
+                         nothing loops back, so rx counts only that stack's traffic.
 driver:
   --mode taskctx|taskq|naive  start path (default taskctx): taskctx = the diff's fix (start
                          dispatched into the ifqueue serialiser, oactive cleared only inside it);
@@ -54,6 +59,27 @@ traffic:
   --frame-size N         frame length in bytes, 64..1518 (default 128)
   --drop                 producers drop a packet when the send queue is full (a UDP blaster);
                          by default they wait for room (back-pressure), so nothing is lost
+serve (an IPv4 stack on the NIC, answering real traffic):
+  --serve                make a network namespace kcont-nicsim-PID, a tap inside it (host side
+                         10.77.0.1/24), give the NIC's IPv4 stack 10.77.0.2/24, and answer stock
+                         ping and a UDP echo load from a socket in the namespace; first with
+                         kcont (--mode), then with the floor (a one-thread epoll responder on the
+                         same tap, no kcont). Without a tap or a namespace (not root, no
+                         /dev/net/tun, no 'ip', KCONT_NO_NETNS=1) or with --wire memory: the same
+                         stack on the in-memory wire with a built-in peer, saying why. The
+                         namespace is removed on exit, Ctrl-C, SIGTERM and (by a reaper
+                         process) kill -9; stale ones are swept at startup. Ping it yourself
+                         meanwhile: ip netns exec kcont-nicsim-PID ping 10.77.0.2
+  --responder kcont|floor|both  which phases run (default both: kcont, then the floor)
+  --ping-count N         pings per phase, 0..10000000 (0: no ping; default: --seconds' worth)
+  --ping-interval-us N   between two pings, 100..1000000 (default 1000)
+  --udp-window N         UDP datagrams outstanding, 1..4096 (default 16)
+  --udp-size N           UDP payload bytes, 8..1472 (default 64)
+  --udp-pps N            UDP send rate, 0..10000000 (default 0: as fast as the window allows)
+  --udp-count N          UDP datagrams per phase, 0..1000000000 (default 0: for --seconds);
+                         the phase then ends once they are answered or lost and ping is done
+  --push-pps N           datagrams/s the stack sends on its own (send_udp, resolving the host
+                         through ARP) to the host's discard port, 0..100000 (default 100)
 runtime:
   --ncpu N               virtual CPUs, 1..1024 (default: KCONT_NCPU, else the host's)
   --backend asio|libevent  the CPU loops' event library (default asio)
@@ -196,6 +222,40 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
       if (!backend_available(o.backend))
         return bad("this build has no libevent backend (libevent-dev was not found)");
       ++i;
+    } else if (a == "--serve") {
+      o.serve = true;
+    } else if (a == "--responder") {
+      const std::string r = v ? v : "";
+      if (r == "both")
+        o.responder = responder_choice::both;
+      else if (r == "kcont")
+        o.responder = responder_choice::kcont;
+      else if (r == "floor")
+        o.responder = responder_choice::floor;
+      else
+        return bad("--responder takes kcont, floor or both, not '" + r + "'");
+      ++i;
+    } else if (a == "--ping-count") {
+      if (!number(0, 10'000'000)) return bad(range(0, 10'000'000));
+      o.ping_count = n;
+    } else if (a == "--ping-interval-us") {
+      if (!number(100, 1'000'000)) return bad(range(100, 1'000'000));
+      o.ping_interval_us = static_cast<unsigned>(n);
+    } else if (a == "--udp-window") {
+      if (!number(1, 4096)) return bad(range(1, 4096));
+      o.udp_window = n;
+    } else if (a == "--udp-size") {
+      if (!number(8, 1472)) return bad(range(8, 1472));
+      o.udp_size = n;
+    } else if (a == "--udp-pps") {
+      if (!number(0, 10'000'000)) return bad(range(0, 10'000'000));
+      o.udp_pps = n;
+    } else if (a == "--udp-count") {
+      if (!number(0, 1'000'000'000)) return bad(range(0, 1'000'000'000));
+      o.udp_count = n;
+    } else if (a == "--push-pps") {
+      if (!number(0, 100'000)) return bad(range(0, 100'000));
+      o.push_pps = n;
     } else if (a == "--json") {
       if (v == nullptr) return bad("--json needs a file name");
       o.json_path = v;
@@ -217,8 +277,14 @@ int parse_nicsim_options(int argc, char** argv, nicsim_options& o) {
   return -1;
 }
 
+std::uint64_t serve_ping_count(const nicsim_options& o) {
+  if (o.ping_count != ping_count_auto) return o.ping_count;
+  return static_cast<std::uint64_t>(o.seconds * 1e6 / o.ping_interval_us);
+}
+
 std::uint64_t nicsim_pool_packets(const nicsim_options& o) {
-  const std::uint64_t nnics = o.wire == wire_choice::pair ? 2 : 1;
+  // --serve on the in-memory wire: the stack's NIC and the built-in peer's.
+  const std::uint64_t nnics = o.wire == wire_choice::pair || o.serve ? 2 : 1;
   return nnics * 4 *
          (std::uint64_t{o.nic.tx_ring} + std::uint64_t{o.nic.rx_ring} + o.nic.ifq_maxlen);
 }

@@ -2,7 +2,8 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <fstream>
+
+#include "json_records.h"
 
 namespace kcont::net {
 namespace {
@@ -80,18 +81,11 @@ void print_summary(const nicsim_options& o, const nic_list& nics, const traffic_
 
 bool write_json(const std::string& path, const nicsim_options& o, const nic_list& nics,
                 const traffic_source& src, double seconds) {
-  std::ofstream out(path);
-  if (!out) {
-    std::fprintf(stderr, "kcont-nicsim: cannot write %s\n", path.c_str());
-    return false;
-  }
-  bool first = true;
+  json_records out(path);
+  if (!out.ok()) return false;
   auto rec = [&](const std::string& name, double value, const char* unit) {
-    out << (first ? "" : ",\n") << "  {\"name\": \"" << name << "\", \"value\": " << value
-        << ", \"unit\": \"" << unit << "\"}";
-    first = false;
+    out.add(name, value, unit);
   };
-  out << "[\n";
   const std::string mode = start_mode_name(o.nic.mode);
   rec("nicsim." + mode + ".seconds", seconds, "s");
   rec("nicsim." + mode + ".sent", static_cast<double>(src.sent()), "frames");
@@ -110,8 +104,7 @@ bool write_json(const std::string& path, const nicsim_options& o, const nic_list
       rec(p + ".restart.p99.9", static_cast<double>(r.percentile(0.999)), "ns");
     }
   }
-  out << "\n]\n";
-  return static_cast<bool>(out);
+  return out.finish();
 }
 
 }  // namespace kcont::net

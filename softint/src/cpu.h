@@ -91,9 +91,14 @@ struct alignas(64) cpu_info {
   std::uint64_t drain_runs = 0;  // [L]
 
   kcont::internal::shared_counter wakeups;  // [a] by whoever wakes the loop
-  kcont::internal::owner_counter handlers_run, sleeps, timer_wakeups;  // [a] written [L]
-  kcont::internal::owner_counter spin_hits, spin_misses;               // [a] written [L]
-  std::atomic<bool> pinned{false};                                     // [a]
+  kcont::internal::owner_counter level_runs[kcont::detail::nlevels];  // [a] written [L]
+  kcont::internal::owner_counter sleeps, timer_wakeups;               // [a] written [L]
+  // [a] written [L]: time the loop spent awake (handlers, clock, spinning), added at each
+  // sleep; awake_since is when it last woke (0 while it sleeps), so a reader adds the rest.
+  kcont::internal::owner_counter awake_ns;
+  std::atomic<std::int64_t> awake_since{0};
+  kcont::internal::owner_counter spin_hits, spin_misses;  // [a] written [L]
+  std::atomic<bool> pinned{false};                        // [a]
 
   std::unique_ptr<kcont::detail::loop_backend> backend;  // [I] made with the CPU
   std::thread thread;                                    // [l]

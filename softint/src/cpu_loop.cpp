@@ -14,10 +14,10 @@ namespace {
 
 // Runs the highest-priority pending handler; false if nothing was pending.
 bool run_one(cpu_info* ci) {
-  for (auto& q : ci->queues) {
-    if (pending_node* n = q.pop()) {
+  for (unsigned lvl = 0; lvl < nlevels; ++lvl) {
+    if (pending_node* n = ci->queues[lvl].pop()) {
       softint_run(ci, n);
-      ci->handlers_run.bump();
+      ci->level_runs[lvl].bump();
       return true;
     }
   }
@@ -36,7 +36,23 @@ bool run_clock(cpu_info* ci) {
   return true;
 }
 
+// The loop woke, or is about to sleep (or leave): awake-time accounting for the statistics
+// (one clock read each way per wake-up, none per handler).
+void note_awake(cpu_info* ci) {
+  if (ci->awake_since.load(std::memory_order_relaxed) == 0)
+    ci->awake_since.store(now_ns(), std::memory_order_relaxed);
+}
+void note_asleep(cpu_info* ci) {
+  const std::int64_t since = ci->awake_since.load(std::memory_order_relaxed);
+  if (since == 0) return;
+  const std::int64_t now = now_ns();
+  ci->awake_ns.value.store(ci->awake_ns.get() + static_cast<std::uint64_t>(now - since),
+                           std::memory_order_relaxed);
+  ci->awake_since.store(0, std::memory_order_relaxed);
+}
+
 void leave_loop(cpu_info* ci, bool quiet) {
+  note_asleep(ci);
   cpu_leave(ci, quiet);
 }
 
@@ -82,6 +98,7 @@ bool cpu_run_inline(cpu_info* ci, std::int64_t give_up, std::uint64_t& runs) {
 
 void cpu_dispatch(cpu_info* ci, wake_reason reason) {
   if (reason == wake_reason::deadline) ci->timer_wakeups.bump();
+  note_awake(ci);
   const std::int64_t spin_ns = ci->rt->spin_ns;
   bool ran = false;  // work ran since the last spin: only then is a spin worth it
   for (;;) {
@@ -109,6 +126,7 @@ void cpu_dispatch(cpu_info* ci, wake_reason reason) {
     // A manual clock arms no real timer: advance_clock() wakes the CPU.
     ci->backend->set_deadline(ci->rt->config.manual_clock ? kNoDeadline : due);
     ci->sleeps.bump();
+    note_asleep(ci);
     return;
   }
 }

@@ -32,8 +32,9 @@ int policy_from_env() {
   std::abort();
 }
 
-// Writes "symbol+0xoff (module)" or the bare address for fn into buf.
-void name_function(const void* fn, char* buf, std::size_t size) {
+}  // namespace
+
+void machine::describe_function(const void* fn, char* buf, std::size_t size) noexcept {
   Dl_info info{};
   if (fn == nullptr) {
     std::snprintf(buf, size, "?");
@@ -45,8 +46,10 @@ void name_function(const void* fn, char* buf, std::size_t size) {
   }
   const char* module = info.dli_fname != nullptr ? std::strrchr(info.dli_fname, '/') : nullptr;
   module = module != nullptr ? module + 1 : (info.dli_fname != nullptr ? info.dli_fname : "?");
-  if (info.dli_sname == nullptr) {
-    std::snprintf(buf, size, "%p (%s)", fn, module);
+  if (info.dli_sname == nullptr) {  // not exported (an executable not linked -rdynamic):
+    // the offset in the module is what addr2line -e MODULE takes
+    const auto in_module = static_cast<const char*>(fn) - static_cast<const char*>(info.dli_fbase);
+    std::snprintf(buf, size, "%p (%s+%#tx)", fn, module, in_module);
     return;
   }
   int status = 0;
@@ -59,8 +62,6 @@ void name_function(const void* fn, char* buf, std::size_t size) {
     std::snprintf(buf, size, "%s (%s)", name, module);
   std::free(demangled);
 }
-
-}  // namespace
 
 void set_exception_policy(exception_policy policy) {
   g_policy.store(static_cast<int>(policy));
@@ -102,7 +103,7 @@ void handler_threw(const char* kind, const char* queue, const void* fn) noexcept
     }
   }
   char function[512];
-  name_function(fn, function, sizeof function);
+  describe_function(fn, function, sizeof function);
   const bool abort = current_exception_policy() == exception_policy::abort;
   g_reported.fetch_add(1);
   // One write, so that reports from several threads do not interleave.

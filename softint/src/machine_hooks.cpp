@@ -44,6 +44,14 @@ std::int64_t epoch_ns(runtime& rt) {
   return rt.impl().epoch_ns;
 }
 
+void set_stats_hook(runtime& rt, layer which, stats_hook fn) {
+  rt.impl().stats_hooks[static_cast<unsigned>(which)].store(fn, std::memory_order_release);
+}
+
+void* layer_state_if_made(runtime& rt, layer which) {
+  return rt.impl().layers[static_cast<unsigned>(which)].state.load(std::memory_order_acquire);
+}
+
 void* layer_state(runtime& rt, layer which, void* (*create)(runtime&), void (*destroy)(void*)) {
   auto& slot = rt.impl().layers[static_cast<unsigned>(which)];
   if (void* st = slot.state.load(std::memory_order_acquire)) return st;

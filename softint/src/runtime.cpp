@@ -1,18 +1,29 @@
 // kcont::runtime, the public face: each member forwards to runtime_impl (runtime_lifecycle.cpp)
 // or reads its CPUs.
 #include "runtime_impl.h"
+#include "stats_export.h"
+
+#include <kcont/watchdog.h>
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 
 namespace kcont {
 
 runtime::runtime(runtime_config config)
     : impl_(std::make_unique<detail::runtime_impl>(this, config)) {
+  if (config.stuck_handler_threshold.count() != 0)
+    set_stuck_handler_watchdog(config.stuck_handler_threshold);
   impl_->start();
+  if (impl_->config.export_stats) impl_->publisher = detail::start_stats_publisher(*this);
+}
+
+std::string runtime::stats_segment_path() const {
+  return detail::stats_publisher_path(impl_->publisher);
 }
 
 runtime::~runtime() = default;  // runtime_impl's destructor stops
@@ -63,10 +74,35 @@ cpu_info* runtime::cpu(unsigned index) const {
   return impl_->cpu(index);
 }
 
+cpu_loop_stats runtime::cpu_stats(unsigned index) const {
+  const cpu_info* ci = impl_->cpu(index);
+  if (ci == nullptr)
+    throw std::out_of_range("kcont::runtime::cpu_stats: no CPU " + std::to_string(index) +
+                            " (the runtime has " + std::to_string(ncpu()) + ")");
+  cpu_loop_stats s;
+  s.hard_interrupts = ci->level_runs[detail::level_hard].get();
+  s.softint_serial = ci->level_runs[detail::level_serial].get();
+  s.softint_net = ci->level_runs[detail::level_net].get();
+  s.softint_bio = ci->level_runs[detail::level_bio].get();
+  s.softint_clock = ci->level_runs[detail::level_clock].get();
+  s.wakeups = ci->wakeups.get();
+  s.loop_sleeps = ci->sleeps.get();
+  s.timer_wakeups = ci->timer_wakeups.get();
+  s.spin_hits = ci->spin_hits.get();
+  s.spin_misses = ci->spin_misses.get();
+  s.awake_ns = ci->awake_ns.get();
+  if (const std::int64_t since = ci->awake_since.load(std::memory_order_relaxed); since != 0) {
+    const std::int64_t now = detail::now_ns();
+    if (now > since) s.awake_ns += static_cast<std::uint64_t>(now - since);
+  }
+  s.pinned = ci->pinned;
+  return s;
+}
+
 runtime_stats runtime::stats() const {
   runtime_stats s;
   for (const auto& ci : impl_->cpus()) {
-    s.handlers_run += ci->handlers_run.get();
+    for (const auto& c : ci->level_runs) s.handlers_run += c.get();
     s.wakeups += ci->wakeups.get();
     s.loop_sleeps += ci->sleeps.get();
     s.timer_wakeups += ci->timer_wakeups.get();

@@ -68,6 +68,26 @@ runtime_config runtime_config::from_env() {
       env_number("KCONT_INITIAL_TICKS", 0, UINT32_MAX, 0, " (the tick counter's start)"));
   c.spin_before_sleep = std::chrono::microseconds(env_number(
       "KCONT_SPIN_US", 0, 10000, 0, " (microseconds a CPU loop polls before it sleeps)"));
+  c.export_stats =
+      env_number("KCONT_STATS", 0, 1, 0, " (1: export statistics for kcont-stat)") != 0;
+  c.stuck_handler_threshold = std::chrono::milliseconds(env_number(
+      "KCONT_WATCHDOG_MS", 0, 86400000, 0, " (milliseconds before a running handler is stuck)"));
+  c.blocking_threshold = std::chrono::microseconds(
+      env_number("KCONT_BLOCKING_US", 0, 10000000, c.blocking_threshold.count(),
+                 " (microseconds asleep in a task before its worker counts as blocked; 0: "
+                 "off, else at least 20)"));
+  if (const auto b = c.blocking_threshold.count(); b > 0 && b < 20)
+    throw std::invalid_argument("kcont: KCONT_BLOCKING_US=" + std::to_string(b) +
+                                " is not valid: it takes 0 (off) or a whole number in "
+                                "20..10000000 (microseconds)");
+  c.elastic_max_active =
+      static_cast<unsigned>(env_number("KCONT_ELASTIC_MAX", 1, 1024, c.elastic_max_active,
+                                       " (workers an elastic queue may have at once)"));
+  c.max_workers = static_cast<unsigned>(env_number("KCONT_MAX_WORKERS", 1, 65536, c.max_workers,
+                                                   " (worker threads of the runtime at most)"));
+  c.worker_idle_timeout = std::chrono::milliseconds(
+      env_number("KCONT_WORKER_IDLE_MS", 1, 86400000, c.worker_idle_timeout.count(),
+                 " (milliseconds an idle worker waits before it exits)"));
   if (const char* b = std::getenv("KCONT_BACKEND"); b != nullptr && *b != '\0') {
     if (!parse_backend(b, c.backend))
       throw std::invalid_argument(std::string("kcont: KCONT_BACKEND=") + b +

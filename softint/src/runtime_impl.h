@@ -10,12 +10,16 @@
 //   [l] lifecycle_mu_
 //   [y] layers_mu (creation of a layer's state; reads are [a] acquire loads)
 //   [m] state_mu
+//   [r] queues_mu
 #pragma once
 
 #include "cpu.h"
 
 #include <kcont/internal/machine_hooks.h>
+#include <kcont/internal/queue_counters.h>
 #include <kcont/runtime.h>
+
+#include <boost/intrusive/list.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -24,6 +28,8 @@
 #include <vector>
 
 namespace kcont::detail {
+
+class stats_publisher;  // stats_export.h
 
 // Called on a CPU's loop thread when its requested clock time has passed (callout layer).
 using clock_hook_fn = void (*)(cpu_info* ci, std::int64_t now);
@@ -68,8 +74,22 @@ class runtime_impl {
     void (*destroy)(void*) = nullptr;
   };
   layer_slot layers[static_cast<unsigned>(machine::layer::count)];  // state [a], destroy [y]
-  std::atomic<std::uint64_t> established_softints{0};               // [a]
-  std::atomic<unsigned> live_watches{0};                            // [a] fd watches (fd_watch.cpp)
+  // [a] each higher layer's part of the exported statistics (machine::set_stats_hook)
+  std::atomic<machine::stats_hook> stats_hooks[static_cast<unsigned>(machine::layer::count)] = {};
+  // [I] set by the constructor when config.export_stats; stopped first by the destructor
+  stats_publisher* publisher = nullptr;
+  // The queues of every layer (queue_registry.cpp); lock order queues_mu -> a queue's lock.
+  // Declared before the layers' states go (in ~runtime_impl) and destroyed after them.
+  std::mutex queues_mu;
+  boost::intrusive::list<internal::queue_stats_node,
+                         boost::intrusive::member_hook<internal::queue_stats_node,
+                                                       boost::intrusive::list_member_hook<>,
+                                                       &internal::queue_stats_node::link>>
+      queues;                     // [r]
+  std::uint64_t queues_made = 0;  // [r]
+  const bool queue_timing;        // [I] config.queue_timing || config.export_stats
+  std::atomic<std::uint64_t> established_softints{0};  // [a]
+  std::atomic<unsigned> live_watches{0};               // [a] fd watches (fd_watch.cpp)
 
   // Attach mode (attach.h): the CPUs are served by the server's loop.
   bool attached() const { return config.attach.what != attach_target::kind::none; }

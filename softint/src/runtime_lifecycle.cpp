@@ -3,6 +3,7 @@
 // stop does. Configuration is in runtime_config.cpp; which runtime and CPU a call acts on is
 // in current.cpp.
 #include "runtime_impl.h"
+#include "stats_export.h"
 
 #include <kcont/detail/duration.h>
 #include <kcont/internal/misuse.h>
@@ -24,7 +25,7 @@ void runtime_impl::notify_quiesce_waiters() {
 }
 
 runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
-    : face(f), config(cfg), epoch_ns(now_ns()) {
+    : face(f), config(cfg), epoch_ns(now_ns()), queue_timing(cfg.queue_timing || cfg.export_stats) {
   manual_now.store(epoch_ns);
   if (config.hz == 0 || config.hz > 100000)
     throw std::invalid_argument("kcont: runtime_config.hz must be in 1..100000, got " +
@@ -33,6 +34,26 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
     throw std::invalid_argument(
         "kcont: runtime_config.spin_before_sleep must be in 0..10000 us, got " +
         std::to_string(config.spin_before_sleep.count()) + " us");
+  if (config.stuck_handler_threshold.count() < 0 ||
+      config.stuck_handler_threshold.count() > 86400000)
+    throw std::invalid_argument(
+        "kcont: runtime_config.stuck_handler_threshold must be in 0..86400000 ms, got " +
+        std::to_string(config.stuck_handler_threshold.count()) + " ms");
+  if (const auto b = config.blocking_threshold.count(); b != 0 && (b < 20 || b > 10000000))
+    throw std::invalid_argument(
+        "kcont: runtime_config.blocking_threshold must be 0 (off) or in 20..10000000 us, got " +
+        std::to_string(b) + " us");
+  if (config.elastic_max_active == 0 || config.elastic_max_active > 1024)
+    throw std::invalid_argument(
+        "kcont: runtime_config.elastic_max_active must be in 1..1024, got " +
+        std::to_string(config.elastic_max_active));
+  if (config.max_workers == 0 || config.max_workers > 65536)
+    throw std::invalid_argument("kcont: runtime_config.max_workers must be in 1..65536, got " +
+                                std::to_string(config.max_workers));
+  if (config.worker_idle_timeout.count() < 1 || config.worker_idle_timeout.count() > 86400000)
+    throw std::invalid_argument(
+        "kcont: runtime_config.worker_idle_timeout must be in 1..86400000 ms, got " +
+        std::to_string(config.worker_idle_timeout.count()) + " ms");
   spin_ns = attached() || config.manual_clock ? 0 : config.spin_before_sleep.count() * 1000;
   unsigned n = config.ncpu == 0 ? (attached() ? 1u : internal::online_cpus()) : config.ncpu;
   if (n > 1024)
@@ -68,6 +89,8 @@ runtime_impl::runtime_impl(runtime* f, const runtime_config& cfg)
 }
 
 runtime_impl::~runtime_impl() {
+  stop_stats_publisher(publisher);  // its thread reads every layer: first
+  publisher = nullptr;
   if (!running()) {
     // Stopped with work parked on its CPUs: it will never run. Say so rather than drop it.
     std::uint64_t parked = 0;

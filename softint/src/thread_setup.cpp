@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 namespace kcont::internal {
+namespace {
+thread_local int tl_cpu_note = -1;
+}  // namespace
 
 unsigned online_cpus() noexcept {
   const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -23,6 +26,14 @@ bool pin_this_thread(unsigned index) noexcept {
   CPU_ZERO(&set);
   CPU_SET(index % online_cpus(), &set);
   return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+}
+
+void note_this_thread_cpu(int index) noexcept {
+  tl_cpu_note = index;
+}
+
+int this_thread_cpu_note() noexcept {
+  return tl_cpu_note;
 }
 
 }  // namespace kcont::internal

@@ -35,6 +35,18 @@ check_range --stall-ms 1 600000 0 600001
 check_range --producers 1 64 0 65
 check_range --frame-size 64 1518 63 1519
 check_range --ncpu 1 1024 0 1025
+# --serve's load (issue 17)
+check_range --ping-count 0 10000000 10000001
+check_range --ping-interval-us 100 1000000 0 99 1000001
+check_range --udp-window 1 4096 0 4097
+check_range --udp-size 8 1472 0 7 1473
+check_range --udp-pps 0 10000000 10000001
+check_range --udp-count 0 1000000000 1000000001
+check_range --push-pps 0 100000 100001
+for v in "" nope KCONT Floor; do
+  refused "^kcont-nicsim: --responder takes kcont, floor or both, not '$v'" \
+    "${run[@]}" --serve --responder "$v"
+done
 for v in "${garbage[@]}" 0 1000000000001 18446744073709551616; do
   refused "^kcont-nicsim: '--packets' needs .*1\.\.1000000000000" \
     "$bin" --wire memory --quiet --packets "$v"

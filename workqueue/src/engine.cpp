@@ -1,6 +1,7 @@
 // The pooled per-CPU worker engine: pools, workers and overseers (see engine.h).
 #include "engine.h"
 #include "task_flags.h"
+#include "thread_state.h"
 
 #include <kcont/internal/lockdebug.h>
 #include <kcont/internal/machine_hooks.h>
@@ -24,9 +25,16 @@ namespace {
 // What this worker thread is serving, for the blocking hooks.
 struct serving_state {
   queue_instance* q = nullptr;
+  pool* p = nullptr;   // the worker's pool
   unsigned depth = 0;  // nested blocking regions; only the outermost counts
 };
 thread_local serving_state tl_serving;
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 const char* const kPriorityName[kPriorities] = {"hi", "mh", "ml", "lo"};
 const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privilege
 }  // namespace
@@ -38,6 +46,11 @@ struct worker {
   // [a] set with `assigned` by want_worker, for a worker polling without the lock
   // (spin-then-park); cleared by the worker when it takes the instance.
   std::atomic<bool> handed{false};
+  pid_t tid = 0;  // [I] the kernel's id of its thread (the blocking watch reads its state)
+  // [a] The instance it serves, for the blocking watch: set before serving, cleared before it
+  // gives up its `active` slot, so an instance read here under engine::watch_mu cannot be freed
+  // before the watch lets go of that lock (freeing waits for active == 0, then for watch_mu).
+  std::atomic<queue_instance*> serving{nullptr};
 };
 
 namespace {
@@ -68,8 +81,24 @@ struct overseer {
   std::mutex mu;
   std::condition_variable cv;  // [o]
   unsigned wanted = 0;         // [o] bit per priority: that pool needs workers
+  bool watch_asked = false;    // [o] CPU 0's: engine::ask_watch started the blocking watch
   bool stopping = false;       // [o]
   std::thread thread;          // [I] once started (engine construction)
+};
+
+namespace {
+// The blocking watch's own state (only the overseer of CPU 0 runs watch_pass; watch_mu held).
+struct watch_candidate {
+  queue_instance* q;
+  const worker* w;
+  pid_t tid;
+  pool* p;
+};
+}  // namespace
+
+struct engine_watch {
+  thread_state_reader reader;
+  std::vector<watch_candidate> candidates;
 };
 
 struct pool {
@@ -79,10 +108,16 @@ struct pool {
   overseer& ov;              // [I]
 
   std::mutex mu;
-  std::condition_variable exit_cv;              // [p] a worker exited (engine teardown waits)
-  std::vector<worker*> idle;                    // [p] LIFO: the longest idle times out first
-  std::deque<queue_instance*> overflow;         // [p] instances waiting for a worker
-  unsigned workers = 0, starting = 0;           // [p] threads alive / being created
+  std::condition_variable exit_cv;        // [p] a worker exited (engine teardown waits)
+  std::vector<worker*> all;               // [p] every worker thread alive
+  std::vector<worker*> idle;              // [p] LIFO: the longest idle times out first
+  std::deque<queue_instance*> overflow;   // [p] instances waiting for a worker
+  unsigned workers = 0, starting = 0;     // [p] threads alive / being created
+  std::uint64_t created = 0, exited = 0;  // [p] worker threads started / gone (stats)
+  std::atomic<unsigned> blocked{0};       // [a] workers counted blocked now (stats)
+  // [p] The blocking watch's detections of this pool's workers, and how long each had been in
+  // its task then (from its start while the watch ran, else from the watch's first sample).
+  std::uint64_t detected = 0, detect_ns_total = 0, detect_ns_max = 0;
   bool spare_wanted = false, stopping = false;  // [p]
 
   // pool mu held: ask the overseer for workers.
@@ -93,48 +128,68 @@ struct pool {
   }
   void worker_main(worker* w);
   void serve(queue_instance& q, worker* w);
-  bool spawn();
+  // made; failed (the system refused a thread: retried); ceiling (max_workers reached).
+  enum class spawn_result { made, failed, ceiling };
+  spawn_result spawn();
 };
 
-bool pool::spawn() {
+pool::spawn_result pool::spawn() {
+  if (eng.threads.fetch_add(1) >= eng.max_workers) {
+    eng.threads.fetch_sub(1);
+    eng.bump(&engine_stats::ceiling_refusals);
+    return spawn_result::ceiling;
+  }
   int f = eng.fail_next_creations.load();
   while (f > 0 && !eng.fail_next_creations.compare_exchange_weak(f, f - 1)) {
   }
   if (f > 0) {
+    eng.threads.fetch_sub(1);
     eng.bump(&engine_stats::thread_create_failures);
-    return false;
+    return spawn_result::failed;
   }
   auto* w = new worker;
   try {
     std::thread([this, w] { worker_main(w); }).detach();
   } catch (const std::system_error&) {
     delete w;
+    eng.threads.fetch_sub(1);
     eng.bump(&engine_stats::thread_create_failures);
-    return false;
+    return spawn_result::failed;
   }
   eng.bump(&engine_stats::threads_created);
-  return true;
+  return spawn_result::made;
 }
 
 void pool::serve(queue_instance& q, worker* w) {
+  w->serving.store(&q, std::memory_order_release);
   std::unique_lock<std::mutex> ql(q.mu);
   while (!q.work.empty()) {
     // Elastic: once the blocked workers wake up, the extra ones leave.
-    if (q.elastic && q.active > q.blocked + 1) break;
+    if (q.elastic && q.active > q.blocked + q.target) break;
     task& t = q.work.front();
     if (t.t_func == marker_func) {
       pass_marker(q);
       continue;
     }
     q.work.pop_front();
+    // Work waits behind this task: should it sleep, the watch must be there to see it.
+    if (q.elastic && !q.work.empty() && eng.watches() &&
+        !eng.watch_on.load(std::memory_order_relaxed))
+      eng.ask_watch();
+    const std::uint64_t timed_from = q.counters.started(&t);
     void (*fn)(void*) = t.t_func;  // copied: the task may be re-added or freed while it runs
     void* arg = t.t_arg;
     t.t_queue = nullptr;
     t.t_flags.fetch_and(~TASK_ONQUEUE);
     const std::uint64_t id = ++q.started;
-    q.running.push_back({w, std::this_thread::get_id(), &t, id, false});
+    // Its start time only while the watch runs (a clock read per task otherwise for nothing).
+    const std::int64_t started_ns =
+        q.elastic && eng.watch_on.load(std::memory_order_relaxed) ? steady_ns() : 0;
+    q.running.push_back({w, std::this_thread::get_id(), &t, id, false,
+                         queue_instance::blocked_by::none, started_ns, 0});
     ql.unlock();
     tl_serving.q = &q;
+    tl_serving.p = this;
     if (!q.mpsafe) kernel_lock();
     {
       kcont::lockdebug::handler_scope by_queue(q.owner);
@@ -146,10 +201,16 @@ void pool::serve(queue_instance& q, worker* w) {
     ql.lock();
     auto it = std::find_if(q.running.begin(), q.running.end(),
                            [&](const auto& s) { return s.seq == id; });
+    if (it->blocked == queue_instance::blocked_by::detected) {  // it woke and finished
+      --q.blocked;
+      blocked.fetch_sub(1, std::memory_order_relaxed);
+    }
     q.running.erase(it);
     ++q.finished_runs;
+    q.counters.finished(timed_from);
     q.idle_cv.notify_all();
   }
+  w->serving.store(nullptr, std::memory_order_release);
   --q.active;
   q.idle_cv.notify_all();
 }
@@ -161,13 +222,17 @@ void pool::worker_main(worker* w) {
   char name[16];
   std::snprintf(name, sizeof name, "kcont/w%u%s", cpu, kPriorityName[prio]);
   internal::name_this_thread(name);
+  internal::note_this_thread_cpu(static_cast<int>(cpu));
   if (eng.rt.config().pin_threads) internal::pin_this_thread(cpu);
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kNice[prio]);
+  w->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(w->tid), kNice[prio]);
 
   const std::int64_t spin_ns = eng.rt.config().spin_before_sleep.count() * 1000;
   std::unique_lock<std::mutex> lk(mu);
   --starting;
   ++workers;
+  ++created;
+  all.push_back(w);
   for (;;) {
     if (w->assigned == nullptr && !overflow.empty()) {
       w->assigned = overflow.front();  // its `active` slot was reserved when it queued
@@ -205,7 +270,10 @@ void pool::worker_main(worker* w) {
   }
   auto self = std::find(idle.begin(), idle.end(), w);
   if (self != idle.end()) idle.erase(self);
+  all.erase(std::find(all.begin(), all.end(), w));
   --workers;
+  ++exited;
+  eng.threads.fetch_sub(1);
   eng.bump(&engine_stats::threads_exited);
   exit_cv.notify_all();
   lk.unlock();
@@ -214,50 +282,80 @@ void pool::worker_main(worker* w) {
 
 namespace {
 
-void overseer_main(engine* eng, overseer* ov, std::vector<pool*> pools) {
-  std::unique_lock<std::mutex> lk(ov->mu);
-  for (;;) {
-    ov->cv.wait(lk, [&] { return ov->wanted != 0 || ov->stopping; });
-    if (ov->stopping) return;
-    unsigned wanted = ov->wanted;
-    ov->wanted = 0;
-    lk.unlock();
-    bool failed = false;
-    for (pool* p : pools) {
-      if ((wanted & (1u << p->prio)) == 0) continue;
-      unsigned need;
-      {
-        std::lock_guard<std::mutex> pl(p->mu);
-        unsigned want = static_cast<unsigned>(p->overflow.size()) +
-                        (p->spare_wanted && p->idle.empty() ? 1u : 0u);
-        need = want > p->starting ? want - p->starting : 0;
-        p->starting += need;
-        p->spare_wanted = false;
-        if (p->stopping) {
-          p->starting -= need;
-          need = 0;
-        }
-      }
-      for (unsigned i = 0; i < need; ++i) {
-        if (!p->spawn()) {
-          std::lock_guard<std::mutex> pl(p->mu);
-          p->starting -= need - i;
-          failed = true;
-          break;
-        }
-      }
-      if (failed) {
-        std::lock_guard<std::mutex> pl(p->mu);
-        p->spare_wanted = true;  // try again: held work must not wait for the next add
+// Makes the workers pools of its CPU asked for; returns whether a thread could not be made
+// for work that waits (then it retries a little later: held work must not wait for the next
+// add). A spare refused by the runtime's ceiling is not retried: nothing waits for it.
+bool make_workers(const std::vector<pool*>& pools, unsigned wanted) {
+  bool retry = false;
+  for (pool* p : pools) {
+    if ((wanted & (1u << p->prio)) == 0) continue;
+    unsigned need;
+    {
+      std::lock_guard<std::mutex> pl(p->mu);
+      unsigned want = static_cast<unsigned>(p->overflow.size()) +
+                      (p->spare_wanted && p->idle.empty() ? 1u : 0u);
+      need = want > p->starting ? want - p->starting : 0;
+      p->starting += need;
+      p->spare_wanted = false;
+      if (p->stopping) {
+        p->starting -= need;
+        need = 0;
       }
     }
+    for (unsigned i = 0; i < need; ++i) {
+      const pool::spawn_result r = p->spawn();
+      if (r == pool::spawn_result::made) continue;
+      std::lock_guard<std::mutex> pl(p->mu);
+      p->starting -= need - i;
+      if (r == pool::spawn_result::failed) {
+        p->spare_wanted = true;
+        retry = true;
+      } else if (!p->overflow.empty()) {
+        retry = true;  // at the ceiling: a worker that exits makes room
+      }
+      break;
+    }
+  }
+  return retry;
+}
+
+// One overseer per CPU. CPU 0's also runs the blocking watch, sampling every half threshold
+// while engine::watch_pass finds something to watch; otherwise it sleeps until asked.
+void overseer_main(engine* eng, overseer* ov, std::vector<pool*> pools, bool watcher) {
+  const auto period = eng->blocking_threshold / 2;
+  bool watching = false;
+  std::unique_lock<std::mutex> lk(ov->mu);
+  for (;;) {
+    auto asked = [&] { return ov->wanted != 0 || ov->stopping || ov->watch_asked; };
+    if (watching)
+      ov->cv.wait_for(lk, period, asked);
+    else
+      ov->cv.wait(lk, asked);
+    if (ov->stopping) return;
+    if (watcher && (watching || ov->watch_asked)) {
+      ov->watch_asked = false;
+      lk.unlock();
+      watching = eng->watch_pass();
+      if (!watching) {
+        // Off, then one more look: work queued before the store was seen by this pass or
+        // by the next; work queued after it asks again.
+        eng->watch_on.store(false);
+        watching = eng->watch_pass();
+        if (watching) eng->watch_on.store(true);
+      }
+      lk.lock();
+    }
+    const unsigned wanted = ov->wanted;
+    ov->wanted = 0;
+    if (wanted == 0) continue;
+    lk.unlock();
+    const bool retry = make_workers(pools, wanted);
     lk.lock();
-    if (failed && !ov->stopping) {
+    if (retry && !ov->stopping) {
       ov->wanted |= wanted;
       ov->cv.wait_for(lk, std::chrono::milliseconds(10), [&] { return ov->stopping; });
     }
   }
-  (void)eng;
 }
 
 }  // namespace
@@ -283,7 +381,11 @@ void stop_overseers(engine_overseers* ovs) {
 }
 }  // namespace
 
-engine::engine(runtime& r) : rt(r) {
+engine::engine(runtime& r)
+    : rt(r),
+      idle_timeout(r.config().worker_idle_timeout),
+      blocking_threshold(r.config().blocking_threshold),
+      max_workers(r.config().max_workers) {
   static_assert(sizeof(pool) > 0);
   auto* ovs = new engine_overseers;
   for (unsigned c = 0; c < rt.ncpu(); ++c) {
@@ -295,7 +397,8 @@ engine::engine(runtime& r) : rt(r) {
     for (unsigned c = 0; c < rt.ncpu(); ++c) {
       std::vector<pool*> mine;
       for (unsigned p = 0; p < kPriorities; ++p) mine.push_back(&pool_of(c, p));
-      ovs->list[c]->thread = std::thread(overseer_main, this, ovs->list[c].get(), mine);
+      ovs->list[c]->thread =
+          std::thread(overseer_main, this, ovs->list[c].get(), mine, c == 0 && watches());
     }
   } catch (...) {  // a thread could not be made: undo, and let the face answer EAGAIN
     stop_overseers(ovs);
@@ -305,12 +408,32 @@ engine::engine(runtime& r) : rt(r) {
   overseers_ = ovs;
 }
 
+queue_instance::queue_instance(engine& e, unsigned prio, unsigned most_active, bool is_mpsafe,
+                               int home, const char* kind, const char* queue_name,
+                               const void* queue_owner)
+    : eng(&e),
+      priority(prio),
+      max_active(most_active),
+      mpsafe(is_mpsafe),
+      home_cpu(home),
+      owner(queue_owner),
+      name(queue_name),
+      counters(internal::queue_timing(e.rt)),
+      stats_node(kind, queue_name, home, mu, counters) {
+  internal::register_queue(e.rt, stats_node);
+}
+
+queue_instance::~queue_instance() {
+  { std::lock_guard<std::mutex> no_watch_inside(eng->watch_mu); }
+  internal::unregister_queue(eng->rt, stats_node);
+}
+
 queue_instance& engine::handoff_queue() {
   std::call_once(handoff_once_, [this] {
     // One task at a time, medium-high priority: hand-offs keep the order they were made in
     // (a strand's posts run in order; so do a taskctx executor's).
-    handoff_ = std::make_unique<queue_instance>(*this, 1, 1, true, -1);
-    handoff_->name = "kcont hand-off";
+    handoff_ = std::make_unique<queue_instance>(*this, 1, 1, true, -1, "handoff", "kcont hand-off",
+                                                nullptr);
   });
   return *handoff_;
 }
@@ -329,8 +452,13 @@ engine::~engine() {
 }
 
 void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
-  const unsigned limit = q.elastic ? std::min(q.max_active, 1 + q.blocked) : q.max_active;
-  if (q.active >= limit) return;
+  const unsigned limit = q.elastic ? std::min(q.max_active, q.target + q.blocked) : q.max_active;
+  if (q.active >= limit) {
+    // Work waits behind busy workers: if one of them is asleep, the watch will find it.
+    if (q.elastic && limit < q.max_active && watches() && !watch_on.load(std::memory_order_relaxed))
+      ask_watch();
+    return;
+  }
   ++q.active;
   unsigned c =
       q.home_cpu >= 0 ? static_cast<unsigned>(q.home_cpu) : cpu_index(machine::current_cpu(rt));
@@ -352,9 +480,92 @@ void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
   p.call_overseer();
 }
 
+void engine::ask_watch() {
+  if (watch_on.exchange(true)) return;
+  overseer& ov = *static_cast<engine_overseers*>(overseers_)->list[0];
+  std::lock_guard<std::mutex> lk(ov.mu);
+  ov.watch_asked = true;
+  ov.cv.notify_one();
+}
+
+bool engine::watch_pass() {
+  std::lock_guard<std::mutex> no_instance_freed(watch_mu);
+  watch_passes.fetch_add(1, std::memory_order_relaxed);
+  if (watch_ == nullptr) watch_ = std::make_unique<engine_watch>();
+  auto& cands = watch_->candidates;
+  cands.clear();
+  for (auto& p : pools_) {
+    std::lock_guard<std::mutex> pl(p->mu);
+    for (worker* w : p->all)
+      if (queue_instance* q = w->serving.load(std::memory_order_acquire); q && q->elastic)
+        cands.push_back({q, w, w->tid, p.get()});
+  }
+  using bb = queue_instance::blocked_by;
+  bool keep = false;
+  for (const watch_candidate& c : cands) {
+    queue_instance& q = *c.q;  // alive: see worker::serving
+    std::unique_lock<std::mutex> ql(q.mu);
+    auto slot =
+        std::find_if(q.running.begin(), q.running.end(), [&](const auto& s) { return s.w == c.w; });
+    if (slot == q.running.end()) continue;  // between tasks, or gone on to another instance
+    const std::int64_t now = steady_ns();
+    if (slot->blocked == bb::detected) {  // still asleep? else it counts again
+      if (watch_->reader.read(c.tid) == thread_run_state::sleeping) {
+        keep = true;
+        continue;
+      }
+      slot->blocked = bb::none;
+      slot->first_seen_ns = now;  // in the same task: the threshold starts again
+      --q.blocked;
+      c.p->blocked.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (slot->blocked != bb::none || q.work.empty()) continue;  // declared, or nobody waits
+    keep = true;
+    if (slot->first_seen_ns == 0) {
+      slot->first_seen_ns = now;
+      continue;
+    }
+    if (now - slot->first_seen_ns < (blocking_threshold / 2).count()) continue;
+    if (watch_->reader.read(c.tid) != thread_run_state::sleeping) continue;
+    slot->blocked = bb::detected;
+    ++q.blocked;
+    c.p->blocked.fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t since = slot->started_ns != 0 ? slot->started_ns : slot->first_seen_ns;
+    const auto in_task = static_cast<std::uint64_t>(now - since);
+    want_worker(q, ql);
+    std::lock_guard<std::mutex> pl(c.p->mu);
+    ++c.p->detected;
+    c.p->detect_ns_total += in_task;
+    c.p->detect_ns_max = std::max(c.p->detect_ns_max, in_task);
+  }
+  return keep;
+}
+
 void engine::bump(std::uint64_t engine_stats::*field) {
   std::lock_guard<std::mutex> lk(counters_mu_);
   ++(counters_.*field);
+}
+
+std::vector<worker_pool_stats> engine::pool_stats() {
+  std::vector<worker_pool_stats> v;
+  v.reserve(pools_.size());
+  for (auto& p : pools_) {
+    std::lock_guard<std::mutex> lk(p->mu);
+    worker_pool_stats s;
+    s.cpu = p->cpu;
+    s.priority = p->prio;
+    s.workers = p->workers;
+    s.idle = static_cast<unsigned>(p->idle.size());
+    s.waiting = static_cast<unsigned>(p->overflow.size());
+    s.blocked = p->blocked.load(std::memory_order_relaxed);
+    s.created = p->created;
+    s.exited = p->exited;
+    s.blocked_detected = p->detected;
+    s.detect_ns_total = p->detect_ns_total;
+    s.detect_ns_max = p->detect_ns_max;
+    v.push_back(s);
+  }
+  return v;
 }
 
 engine_stats engine::stats() {
@@ -365,6 +576,7 @@ engine_stats engine::stats() {
   }
   s.spin_hits = spin_hits.load(std::memory_order_relaxed);
   s.spin_misses = spin_misses.load(std::memory_order_relaxed);
+  s.watch_passes = watch_passes.load(std::memory_order_relaxed);
   s.workers_now = 0;
   s.idle_now = 0;
   for (auto& p : pools_) {
@@ -382,6 +594,7 @@ bool instance_add(queue_instance& q, task* t) {
   t->t_flags.fetch_or(TASK_ONQUEUE);
   t->t_queue = &q;
   q.work.push_back(*t);
+  q.counters.queued(t);
   q.eng->want_worker(q, lk);
   return true;
 }
@@ -392,6 +605,7 @@ bool instance_del(queue_instance& q, task* t) {
   if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0 || t->t_queue != &q)
     return false;
   q.work.erase(q.work.iterator_to(*t));
+  q.counters.withdrawn(t);
   t->t_queue = nullptr;
   t->t_flags.fetch_and(~TASK_ONQUEUE);
   return true;
@@ -408,9 +622,12 @@ bool instance_wait_not_running(queue_instance& q, const task* t) {
   return true;
 }
 
-void instance_drain(queue_instance& q) {
+bool instance_drain(queue_instance& q) {
   std::unique_lock<std::mutex> lk(q.mu);
-  q.idle_cv.wait(lk, [&] { return q.work.empty() && q.active == 0; });
+  auto idle = [&] { return q.work.empty() && q.active == 0; };
+  if (idle()) return false;
+  q.idle_cv.wait(lk, idle);
+  return true;
 }
 
 bool instance_is_mine(queue_instance& q) {
@@ -460,12 +677,26 @@ void instance_barrier(queue_instance& q) {
   }
 }
 
+namespace {
+// q.mu held: the slot of the task this worker thread runs on q.
+queue_instance::running_slot& own_slot(queue_instance& q) {
+  const auto me = std::this_thread::get_id();
+  return *std::find_if(q.running.begin(), q.running.end(),
+                       [&](const auto& s) { return s.thread == me; });
+}
+}  // namespace
+
 void worker_blocking_begin() {
   serving_state& st = tl_serving;
   if (st.q == nullptr || st.depth++ != 0) return;
   queue_instance& q = *st.q;
   std::unique_lock<std::mutex> lk(q.mu);
-  ++q.blocked;
+  auto& slot = own_slot(q);
+  if (slot.blocked == queue_instance::blocked_by::none) {  // detected already: counted
+    ++q.blocked;
+    st.p->blocked.fetch_add(1, std::memory_order_relaxed);
+  }
+  slot.blocked = queue_instance::blocked_by::declared;
   if (q.elastic && !q.work.empty()) q.eng->want_worker(q, lk);
 }
 
@@ -473,18 +704,42 @@ void worker_blocking_end() {
   serving_state& st = tl_serving;
   if (st.q == nullptr || --st.depth != 0) return;
   std::lock_guard<std::mutex> lk(st.q->mu);
+  own_slot(*st.q).blocked = queue_instance::blocked_by::none;
   --st.q->blocked;
+  st.p->blocked.fetch_sub(1, std::memory_order_relaxed);
 }
 
 namespace {
+// The engine's part of the exported statistics (machine::set_stats_hook): its pools.
+void export_stats(runtime& rt, stats_segment::cpu_record*, stats_segment::pool_record* pools) {
+  engine* e = engine_if_made(rt);
+  if (e == nullptr) return;
+  for (const worker_pool_stats& s : e->pool_stats()) {
+    stats_segment::pool_record& r = pools[s.cpu * stats_segment::kPriorities + s.priority];
+    r.workers = s.workers;
+    r.idle = s.idle;
+    r.waiting = s.waiting;
+    r.blocked = s.blocked;
+    r.created = s.created;
+    r.exited = s.exited;
+  }
+}
+
 void* create_engine(runtime& rt) {
   machine::set_blocking_hooks(worker_blocking_begin, worker_blocking_end);
-  return new engine(rt);
+  auto* e = new engine(rt);
+  machine::set_stats_hook(rt, machine::layer::workqueue, export_stats);
+  return e;
 }
 void destroy_engine(void* e) {
+  machine::set_stats_hook(static_cast<engine*>(e)->rt, machine::layer::workqueue, nullptr);
   delete static_cast<engine*>(e);
 }
 }  // namespace
+
+engine* engine_if_made(runtime& rt) {
+  return static_cast<engine*>(machine::layer_state_if_made(rt, machine::layer::workqueue));
+}
 
 engine& engine_of(runtime& rt) {
   return *static_cast<engine*>(
@@ -492,3 +747,10 @@ engine& engine_of(runtime& rt) {
 }
 
 }  // namespace kcont::detail
+
+namespace kcont {
+std::vector<worker_pool_stats> worker_pools(runtime& rt) {
+  detail::engine* e = detail::engine_if_made(rt);
+  return e == nullptr ? std::vector<worker_pool_stats>{} : e->pool_stats();
+}
+}  // namespace kcont

@@ -30,15 +30,24 @@
 //   - an instance with queued work has active >= 1 (someone will run it);
 //   - an elastic instance wants active == min(max_active, 1 + blocked).
 //
-// Blocking-aware elasticity (what Linux cmwq does in the scheduler): kcont's blocking points
-// (kpause, kcont::blocking_scope, a contended kmutex_t) tell the engine that the worker running
-// them is about to sleep; if its instance is elastic and has queued work, another worker takes
-// over at once. A task that sleeps some other way (a raw std::this_thread::sleep_for) is not
-// seen: it keeps its instance to itself, as in a fixed pool.
+// Blocking-aware elasticity (what Linux cmwq does in the scheduler). An elastic instance runs
+// `target` tasks at once; a worker of it that sleeps does not count, so another worker takes
+// its place (up to max_active) while it sleeps. Two ways to learn that a worker sleeps:
+//   - declared: kcont's blocking points (kpause, kcont::blocking_scope, a contended kmutex_t)
+//     tell the engine before the worker sleeps: another worker takes over at once;
+//   - detected: a task that blocks some other way (read(2), a std::mutex, a condition
+//     variable, sleep_for) is found by the engine's *blocking watch*. While an elastic instance
+//     has work queued behind busy workers (and only then: no wake-ups when idle), the
+//     overseer of CPU 0 samples every busy elastic worker each half blocking threshold; one
+//     found in the same task on two samples is asked about at the kernel
+//     (thread_state.h): asleep, it counts as blocked until it runs again or its task ends.
+// Either way, once the sleeper is back the extra worker leaves at its next task boundary.
 #pragma once
 
+#include <kcont/internal/queue_counters.h>
 #include <kcont/runtime.h>
 #include <kcont/task.h>
+#include <kcont/worker_stats.h>
 
 #include <atomic>
 #include <chrono>
@@ -56,11 +65,17 @@ inline constexpr unsigned kPriorities = 4;  // high, medium-high, medium-low, lo
 class engine;
 struct pool;
 struct worker;
+struct engine_watch;
 
 // A queue instance: the unit of serialisation and of worker assignment.
+// Registered with its runtime's queue statistics (<kcont/queue_stats.h>) while it exists.
 struct queue_instance {
-  queue_instance(engine& e, unsigned prio, unsigned most_active, bool is_mpsafe, int home)
-      : eng(&e), priority(prio), max_active(most_active), mpsafe(is_mpsafe), home_cpu(home) {}
+  // kind: "taskq", "workqueue" or "handoff"; name and owner: the face's (kept, not copied).
+  queue_instance(engine& e, unsigned prio, unsigned most_active, bool is_mpsafe, int home,
+                 const char* kind, const char* queue_name, const void* queue_owner);
+  ~queue_instance();
+  queue_instance(const queue_instance&) = delete;
+  queue_instance& operator=(const queue_instance&) = delete;
 
   engine* const eng;          // [I]
   const unsigned priority;    // [I]
@@ -68,28 +83,36 @@ struct queue_instance {
   const bool mpsafe;          // [I] false: tasks run holding the kernel lock
   const int home_cpu;         // [I] CPU whose pool serves it; -1: the CPU of whoever adds work
 
-  // Elastic (blocking-aware) instances run one task at a time while it runs, and add a worker
-  // when a running task blocks (kpause, blocking_scope, a contended kmutex) and work is queued,
-  // up to max_active; a worker that finds more unblocked workers than one leaves.
-  bool elastic = false;         // [I]
-  const void* owner = nullptr;  // [I] the taskq or workqueue (lockdebug names handlers by it)
-  const char* name = nullptr;   // [I] the taskq's or workqueue's name (exception reports)
+  // Elastic (blocking-aware) instances run `target` tasks at once, and add a worker when a
+  // running task blocks (declared or detected, see above) and work is queued, up to max_active;
+  // a worker that finds more unblocked workers than `target` leaves.
+  bool elastic = false;     // [I]
+  unsigned target = 1;      // [I] elastic: tasks meant to run at once
+  const void* const owner;  // [I] the taskq or workqueue (lockdebug names handlers by it)
+  const char* const name;   // [I] the taskq's or workqueue's name (reports, statistics)
 
   std::mutex mu;
-  std::condition_variable idle_cv;  // [q] a task finished (barriers, destroy)
-  unsigned blocked = 0;             // [q] workers of this instance inside a blocking region
-  task_list work;                   // [q]
-  unsigned active = 0;              // [q] see the invariants above
-  std::uint64_t finished_runs = 0;  // [q] tasks completed
-  std::uint64_t started = 0;        // [q] tasks taken off `work`: a run's sequence number
+  std::condition_variable idle_cv;        // [q] a task finished (barriers, destroy)
+  unsigned blocked = 0;                   // [q] workers of this instance inside a blocking region
+  task_list work;                         // [q]
+  unsigned active = 0;                    // [q] see the invariants above
+  std::uint64_t finished_runs = 0;        // [q] tasks completed
+  std::uint64_t started = 0;              // [q] tasks taken off `work`: a run's sequence number
+  internal::queue_counters counters;      // [q] statistics (barrier markers are not counted)
+  internal::queue_stats_node stats_node;  // [I] its entry in the runtime's registry
 
-  // Workers serving this instance now, and what they run (barriers look here).
+  // Workers serving this instance now, and what they run (barriers and the blocking watch
+  // look here).
+  enum class blocked_by : std::uint8_t { none, declared, detected };
   struct running_slot {
     const worker* w;
     std::thread::id thread;
-    const task* t;      // the task object as queued (copied before the call)
-    std::uint64_t seq;  // `started` when it was taken
-    bool in_barrier;    // waiting in instance_barrier on this instance
+    const task* t;                          // the task object as queued (copied before the call)
+    std::uint64_t seq;                      // `started` when it was taken
+    bool in_barrier;                        // waiting in instance_barrier on this instance
+    blocked_by blocked = blocked_by::none;  // counted in `blocked` as what
+    std::int64_t started_ns = 0;     // steady clock when it began, while the watch ran; else 0
+    std::int64_t first_seen_ns = 0;  // the blocking watch's first sample of it; 0: none yet
   };
   std::vector<running_slot> running;  // [q]
 
@@ -104,24 +127,45 @@ struct engine_stats {
   // Spin-then-park (runtime_config::spin_before_sleep): a worker handed work while polling
   // after its last instance, or polling in vain and then waiting.
   std::uint64_t spin_hits = 0, spin_misses = 0;
+  // Workers not made because the runtime's ceiling (runtime_config::max_workers) was reached.
+  std::uint64_t ceiling_refusals = 0;
+  std::uint64_t watch_passes = 0;  // samples taken by the blocking watch
 };
 
 class engine {
  public:
-  explicit engine(runtime& rt);
-  ~engine();  // stops every worker and overseer (their queues must be drained)
+  explicit engine(runtime& rt);  // its limits and the watch's threshold from rt.config()
+  ~engine();                     // stops every worker and overseer (their queues must be drained)
 
   // q's mu held: q has new work; get it a worker if it may have one more.
   void want_worker(queue_instance& q, std::unique_lock<std::mutex>& q_lock);
 
   runtime& rt;  // [I]
-  // [I] set before the first task (tests shorten it); a worker waits this long for work.
-  std::chrono::milliseconds idle_timeout{10000};
+  // [I] set before the first task (runtime_config::worker_idle_timeout; tests shorten it): an
+  // idle worker waits this long for work before it exits (the last idle one of a pool stays).
+  std::chrono::milliseconds idle_timeout;
   engine_stats stats();
+  std::vector<worker_pool_stats> pool_stats();  // takes each pool's mu in turn
+
+  // The blocking watch (see the top of this file). [I] from the runtime's config.
+  const std::chrono::nanoseconds blocking_threshold;  // 0: no watch (declared blocking only)
+  const unsigned max_workers;                         // the runtime's ceiling on workers
+  std::atomic<unsigned> threads{0};                   // [a] worker threads alive or starting
+  std::atomic<bool> watch_on{false};                  // [a] the watch is sampling (or asked to)
+  // Instances lock it as they are destroyed, so the watch, which holds it while it samples,
+  // never looks at a freed one. Lock order: watch_mu -> queue_instance::mu -> pool::mu.
+  std::mutex watch_mu;
+  // q's mu held: q has work waiting behind its busy workers; start the watch if it is off.
+  void ask_watch();
+  // One sample of every busy elastic worker (the overseer of CPU 0 runs it, every half
+  // threshold while it returns true): whether anything is still worth watching.
+  bool watch_pass();
+  bool watches() const { return blocking_threshold.count() > 0; }
 
   // Test hook: the next `n` thread creations fail as if the system refused them.
   std::atomic<int> fail_next_creations{0};                  // [a]
   std::atomic<std::uint64_t> spin_hits{0}, spin_misses{0};  // [a] see engine_stats
+  std::atomic<std::uint64_t> watch_passes{0};               // [a] see engine_stats
   void bump(std::uint64_t engine_stats::*field);
 
   // The runtime's own queue for hand-offs that need a thread of this runtime (the Asio taskctx
@@ -131,6 +175,7 @@ class engine {
 
  private:
   friend struct pool;
+  std::unique_ptr<engine_watch> watch_;  // [watch_mu] made by the first watch_pass
   std::once_flag handoff_once_;
   std::unique_ptr<queue_instance> handoff_;  // [I] once made (handoff_once_)
   void* overseers_ = nullptr;                // [I] engine_overseers (engine.cpp)
@@ -142,6 +187,7 @@ class engine {
 
 // The engine of a runtime (created on first use, destroyed with the runtime).
 engine& engine_of(runtime& rt);
+engine* engine_if_made(runtime& rt);  // nullptr until the runtime's first thread-context work
 
 // Operations on one queue instance shared by the taskq and workqueue faces.
 // Queues t (its func/arg set) unless already queued; returns whether it queued it.
@@ -151,8 +197,8 @@ bool instance_del(queue_instance& q, task* t);
 // Waits until t is not running on q. Returns false (without waiting) if this thread is the one
 // running t.
 bool instance_wait_not_running(queue_instance& q, const task* t);
-// Waits until q has no queued and no running work.
-void instance_drain(queue_instance& q);
+// Waits until q has no queued and no running work. Returns whether it had any when called.
+bool instance_drain(queue_instance& q);
 // Whether this thread is running one of q's tasks.
 bool instance_is_mine(queue_instance& q);
 // OpenBSD's taskq_barrier: returns once every task queued on q before the call, and every

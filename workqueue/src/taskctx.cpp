@@ -21,11 +21,17 @@
 //   [t] the taskctx's tc_mtx
 //   [b] barrier_state::mu
 //   [R] the runner (the thread inside the context) only
+//
+// Statistics (kcont::taskctx_stats, taskctx_stats.cpp): tc_stats points at the counters while
+// an observer lives, written and read under tc_mtx. Counting re-reads it under the lock each
+// time, so an observer may come or go while tasks run; a run is counted as finished only by
+// the counters it was counted as started by.
 #include "task_flags.h"
 
 #include <kcont/internal/lockdebug.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/internal/misuse.h>
+#include <kcont/internal/queue_counters.h>
 #include <kcont/taskctx.h>
 
 #include <condition_variable>
@@ -38,6 +44,29 @@ using kcont::detail::TASK_ONQUEUE;
 
 thread_local taskctx* tl_running_ctx = nullptr;  // the taskctx this thread is inside, if any
 
+using kcont::internal::queue_counters;
+
+// tc_mtx held: the observer's counters, if any.
+queue_counters* counters_of(taskctx* tc) {
+  return static_cast<queue_counters*>(tc->tc_stats.load(std::memory_order_relaxed));
+}
+
+// A run being timed for the statistics: by whom it was counted, and its sample stamp.
+struct counted_run {
+  queue_counters* by = nullptr;
+  std::uint64_t from = 0;
+};
+
+// After a run: counted as finished, if it was counted as started (tc_mtx taken only then).
+void count_finished(taskctx* tc, const counted_run& r) {
+  if (r.by == nullptr) return;
+  std::lock_guard<std::mutex> lk(tc->tc_mtx);
+  if (counters_of(tc) == r.by) r.by->finished(r.from);
+}
+
+// The barrier task's function: never called, only recognised by the runner.
+void barrier_task(void*) {}
+
 bool taskctx_enter(taskctx* tc) {
   return tc->tc_serializer.fetch_add(1) + 1 == 1;
 }
@@ -49,7 +78,7 @@ bool taskctx_leave(taskctx* tc) {
 
 // Takes the oldest queued task and copies it out (the original may be re-dispatched or freed
 // while the copy runs).
-bool taskctx_next_work(taskctx* tc, void (*&fn)(void*), void*& arg) {
+bool taskctx_next_work(taskctx* tc, void (*&fn)(void*), void*& arg, counted_run& counted) {
   tc->tc_serializer.store(1);
   std::lock_guard<std::mutex> lk(tc->tc_mtx);
   if (tc->tc_worklist.empty()) return false;
@@ -58,6 +87,9 @@ bool taskctx_next_work(taskctx* tc, void (*&fn)(void*), void*& arg) {
   fn = t.t_func;
   arg = t.t_arg;
   t.t_flags.fetch_and(~TASK_ONQUEUE);
+  counted = {};
+  if (queue_counters* c = counters_of(tc); c != nullptr && fn != barrier_task)
+    counted = {c, c->started(&t)};
   return true;
 }
 
@@ -69,9 +101,6 @@ struct barrier_state {
   bool done = false;              // [b]
   barrier_state* next = nullptr;  // [R] the chain of barriers the runner has reached
 };
-
-// The barrier task's function: never called, only recognised by the runner.
-void barrier_task(void*) {}
 
 // Signals every barrier in the chain. The waiter may free its state as soon as it sees done.
 void signal_barriers(barrier_state* b) {
@@ -96,7 +125,8 @@ void taskctx_drain(taskctx* tc) {
   do {
     void (*fn)(void*);
     void* arg;
-    while (taskctx_next_work(tc, fn, arg)) {
+    counted_run counted;
+    while (taskctx_next_work(tc, fn, arg, counted)) {
       if (fn == barrier_task) {
         auto* b = static_cast<barrier_state*>(arg);
         b->next = reached;
@@ -106,6 +136,7 @@ void taskctx_drain(taskctx* tc) {
       signal_barriers(reached);  // work dispatched after them: the context lives on
       reached = nullptr;
       run_task(tc, fn, arg);
+      count_finished(tc, counted);
     }
   } while (!taskctx_leave(tc));
   signal_barriers(reached);  // left: this thread no longer touches tc
@@ -150,7 +181,16 @@ void task_dispatch(taskctx* tc, task* t) {
     tl_running_ctx = tc;
     void (*fn)(void*) = t->t_func;  // copied: the task may be re-dispatched or freed by fn
     void* arg = t->t_arg;
+    counted_run counted;
+    if (tc->tc_stats.load(std::memory_order_relaxed) != nullptr) {  // observed: count it
+      std::lock_guard<std::mutex> lk(tc->tc_mtx);
+      if (queue_counters* c = counters_of(tc)) {
+        c->queued(t);  // dispatched, and started at once: no wait
+        counted = {c, c->started(t)};
+      }
+    }
     run_task(tc, fn, arg);
+    count_finished(tc, counted);
     if (!taskctx_leave(tc)) taskctx_drain(tc);
     tl_running_ctx = outer;
     return;
@@ -160,6 +200,7 @@ void task_dispatch(taskctx* tc, task* t) {
     if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0) {
       t->t_flags.fetch_or(TASK_ONQUEUE);
       tc->tc_worklist.push_back(*t);
+      if (queue_counters* c = counters_of(tc)) c->queued(t);
     }
   }
   taskctx_run(tc);
@@ -194,5 +235,12 @@ bool kcont::detail::taskctx_withdraw(taskctx* tc, task* t) {
   if ((t->t_flags.load(std::memory_order_relaxed) & TASK_ONQUEUE) == 0) return false;
   tc->tc_worklist.erase(tc->tc_worklist.iterator_to(*t));
   t->t_flags.fetch_and(~TASK_ONQUEUE);
+  if (queue_counters* c = counters_of(tc)) c->withdrawn(t);
   return true;
+}
+
+std::size_t kcont::detail::taskctx_queued_tasks(taskctx* tc) {
+  std::size_t n = 0;
+  for (const task& t : tc->tc_worklist) n += t.t_func != barrier_task ? 1 : 0;
+  return n;
 }

@@ -1,8 +1,10 @@
 // task(9) task queues on the pooled worker engine.
 //
-// A taskq is one queue_instance (engine.h) with max_active = nthreads, served by workers from
-// the pool of the CPU that adds work. systq/systqmp are static objects bound to the default
-// runtime on first use.
+// A taskq is one queue_instance (engine.h) running nthreads tasks at once, served by workers
+// from the pool of the CPU that adds work. TASKQ_ELASTIC (a kcont extension) makes it elastic:
+// a task that sleeps (declared or found by the blocking watch) lets another worker take its
+// place.
+// systq/systqmp are static objects bound to the default runtime on first use.
 #include "engine.h"
 #include "task_flags.h"
 
@@ -31,6 +33,7 @@ struct taskq {
   const char* name;   // [I]
   unsigned nthreads;  // [I]
   bool mpsafe;        // [I]
+  bool elastic;       // [I] TASKQ_ELASTIC
   std::once_flag bound;
   // [b] Owned, and freed by taskq_destroy; the system queues' instances are never freed (their
   // workers may run until the process exits, after static destructors).
@@ -66,16 +69,14 @@ queue_instance& instance(taskq* tq) {
   if (tq == nullptr) misuse("NULL taskq", tq);
   std::call_once(tq->bound, [tq] {  // system queues bind lazily to the default runtime
     auto& eng = kcont::detail::engine_of(kcont::runtime::default_runtime());
-    tq->q = new queue_instance(eng, kDefaultPriority, 1, tq->mpsafe, -1);
-    tq->q->owner = tq;
-    tq->q->name = tq->name;
+    tq->q = new queue_instance(eng, kDefaultPriority, 1, tq->mpsafe, -1, "taskq", tq->name, tq);
   });
   if (!tq->q) misuse("use of a destroyed taskq", tq);
   return *tq->q;
 }
 
-taskq g_systq{"systq", 1, false, {}, nullptr};
-taskq g_systqmp{"systqmp", 1, true, {}, nullptr};
+taskq g_systq{"systq", 1, false, false, {}, nullptr};
+taskq g_systqmp{"systqmp", 1, true, false, {}, nullptr};
 
 }  // namespace
 
@@ -83,11 +84,12 @@ taskq* const systq = &g_systq;
 taskq* const systqmp = &g_systqmp;
 
 taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
-  if (nthreads == 0 || (flags & ~(TASKQ_MPSAFE | TASKQ_CANTSLEEP)) != 0) {
+  if (nthreads == 0 || (flags & ~(TASKQ_MPSAFE | TASKQ_CANTSLEEP | TASKQ_ELASTIC)) != 0) {
     errno = EINVAL;
     return nullptr;
   }
-  auto* tq = new (std::nothrow) taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, {}, nullptr};
+  auto* tq = new (std::nothrow)
+      taskq{name, nthreads, (flags & TASKQ_MPSAFE) != 0, (flags & TASKQ_ELASTIC) != 0, {}, nullptr};
   if (tq == nullptr) {
     errno = ENOMEM;
     return nullptr;
@@ -95,9 +97,13 @@ taskq* taskq_create(const char* name, unsigned nthreads, int, unsigned flags) {
   try {
     std::call_once(tq->bound, [tq] {
       auto& eng = kcont::detail::engine_of(kcont::runtime::current());
-      tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads, tq->mpsafe, -1);
-      tq->q->owner = tq;
-      tq->q->name = tq->name;
+      // Elastic: nthreads at once, and a sleeping task's place taken by up to
+      // elastic_max_active - 1 extra workers.
+      const unsigned extra = tq->elastic ? eng.rt.config().elastic_max_active - 1 : 0;
+      tq->q = new queue_instance(eng, kDefaultPriority, tq->nthreads + extra, tq->mpsafe, -1,
+                                 "taskq", tq->name, tq);
+      tq->q->elastic = tq->elastic;
+      tq->q->target = tq->nthreads;
     });
   } catch (const std::system_error& e) {  // the engine's first threads could not be made
     delete tq;

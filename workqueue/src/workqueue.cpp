@@ -66,19 +66,16 @@ int workqueue_create(workqueue** wqp, const char* name, void (*func)(work*, void
   const unsigned level = pri == PRI_NONE ? PRI_MEDLOW : static_cast<unsigned>(pri);
   const bool mpsafe = (flags & WQ_MPSAFE) != 0;
   const bool elastic = (flags & WQ_ELASTIC) != 0;
-  const unsigned most = elastic ? 16 : 1;
+  const unsigned most = elastic ? eng.rt.config().elastic_max_active : 1;
   if (wq->percpu) {
     for (unsigned c = 0; c < wq->rt->ncpu(); ++c)
-      wq->queues.push_back(
-          std::make_unique<queue_instance>(eng, level, most, mpsafe, static_cast<int>(c)));
+      wq->queues.push_back(std::make_unique<queue_instance>(
+          eng, level, most, mpsafe, static_cast<int>(c), "workqueue", wq->name, wq));
   } else {
-    wq->queues.push_back(std::make_unique<queue_instance>(eng, level, most, mpsafe, -1));
+    wq->queues.push_back(
+        std::make_unique<queue_instance>(eng, level, most, mpsafe, -1, "workqueue", wq->name, wq));
   }
-  for (auto& q : wq->queues) {
-    q->elastic = elastic;
-    q->owner = wq;
-    q->name = wq->name;
-  }
+  for (auto& q : wq->queues) q->elastic = elastic;
   *wqp = wq;
   return 0;
 }
@@ -148,6 +145,14 @@ kcont::blocking_scope::blocking_scope() {
 }
 kcont::blocking_scope::~blocking_scope() {
   kcont::machine::blocking_end();
+}
+
+bool kcont::detail::workqueue_settle(workqueue* wq) {
+  if (wq == nullptr) misuse("NULL workqueue", wq);
+  bool had_work = false;
+  for (auto& q : wq->queues)
+    if (kcont::detail::instance_drain(*q)) had_work = true;
+  return had_work;
 }
 
 bool kcont::detail::workqueue_withdraw(workqueue* wq, work* wk) {

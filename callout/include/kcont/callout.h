@@ -92,6 +92,17 @@ void callout_arm(::callout* c, callout_delay delay, void (*func)(void*), void* a
 
 namespace kcont {
 
+// One CPU's callouts (callout_stats). Counters only grow; pending is a count now.
+struct callout_cpu_stats {
+  std::uint64_t pending = 0;    // armed and not yet run: on the wheel or due, waiting to run
+  std::uint64_t armed = 0;      // callout_reset / callout_schedule calls (a re-arm counts)
+  std::uint64_t fired = 0;      // handlers started
+  std::uint64_t cancelled = 0;  // pending callouts stopped (callout_stop, callout_halt)
+};
+// rt's callouts on CPU `cpu` (all zero if rt has never armed one); std::out_of_range for a CPU
+// rt does not have. Any thread; holds that CPU's wheel lock only to read `pending`.
+callout_cpu_stats callout_stats(runtime& rt, unsigned cpu);
+
 // RAII callout taking any callable, with std::chrono durations. schedule(d) takes a duration
 // of any representation and period, rounded up to whole nanoseconds, and fires at the first
 // tick boundary at or after the call time + d (rounded once: never early, less than one tick

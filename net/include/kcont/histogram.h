@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace kcont::net {
 
@@ -28,6 +29,14 @@ class latency_histogram {
     // The value at quantile q (0..1), as the upper bound of its bucket; 0 when empty.
     std::uint64_t percentile(double q) const;
     snapshot operator-(const snapshot& earlier) const;
+    // The cumulative distribution: one point per non-empty bucket, in increasing order, its
+    // upper bound and the fraction of the values at or below it (the last point's is 1).
+    // Empty when the snapshot is. percentile(q) is the first point whose fraction >= q.
+    struct cdf_point {
+      std::uint64_t ns;
+      double fraction;
+    };
+    std::vector<cdf_point> cdf() const;
   };
 
   void record(std::uint64_t ns) noexcept {

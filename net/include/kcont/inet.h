@@ -22,9 +22,12 @@
 // returns 0; on an error the stack frees it to the pool and counts the drop (no_buffer for
 // ENOBUFS, if_down for anything else).
 //
-// Not done yet (later slices of issue 17): kcont-nicsim --serve and network namespaces, a
-// ping sender, ICMP errors (port and protocol unreachable are counted, never sent), routing
-// beyond the directly connected prefix, IP options and reassembly (counted and dropped).
+// kcont-nicsim --serve runs one on a tap in a network namespace of its own, answering stock
+// ping and a UDP echo load there (net/tools/serve.cpp), next to a floor responder without kcont.
+//
+// Not done yet: a ping sender of the stack's own, ICMP errors (port and protocol unreachable
+// are counted, never sent), routing beyond the directly connected prefix, IP options and
+// reassembly (counted and dropped).
 //
 // Locks used to protect the fields of inet_config, inet_stats and inet_stack:
 //   [V] a value: it belongs to whoever holds it, and is not shared

@@ -47,7 +47,10 @@ class tap_device {
 
   // Creates a tap interface (IFF_TAP | IFF_NO_PI, not persistent: it vanishes when the fd is
   // closed), sets its MTU (0 keeps the kernel's default, 1500), brings it up and returns it
-  // with a non-blocking, close-on-exec fd.
+  // with a non-blocking, close-on-exec fd. The interface belongs to the calling thread's
+  // network namespace; the fd then works from any thread in any namespace. kcont's programs
+  // and tests call this only from inside a namespace of their own (net/netns/), never from
+  // the host's default one.
   //
   // name_pattern: "" lets the kernel pick ("kcont%d"); a pattern with "%d" likewise; a plain
   // name must not exist yet (TUNSETIFF would otherwise attach to someone else's persistent

@@ -57,13 +57,43 @@ struct runtime_config {
   // CPU time per burst. 0: sleep at once. CPU loops ignore it in attach mode (the server's
   // thread must not spin) and with a manual clock. At most 10 ms.
   std::chrono::microseconds spin_before_sleep{0};
+  // Publish the runtime's statistics for kcont-stat(1) in a shared-memory segment
+  // (/dev/shm/kcont.<pid>, removed when the runtime is destroyed; see <kcont/stats_segment.h>).
+  // A thread that sleeps until a reader asks: no cost while nobody reads. Off by default.
+  bool export_stats = false;
+  // Sample each queue's wait and run times (<kcont/queue_stats.h>): one task in 16 is timed on
+  // the time-stamp counter. Off by default; export_stats turns it on.
+  bool queue_timing = false;
+  // Turns on the process-wide stuck-handler watchdog (<kcont/watchdog.h>) with this threshold
+  // when the runtime is made: a handler running longer is reported once. 0 (the default)
+  // leaves the watchdog as it is; otherwise 1 ms .. 24 h.
+  std::chrono::milliseconds stuck_handler_threshold{0};
+  // The worker engine (taskqs, workqueue(9), kcont thread queues). A worker of an elastic queue
+  // (WQ_ELASTIC, the kcont thread queues) found asleep inside one task for about this long
+  // (between half of it and all of it) while work waits behind it, in read(2), a std::mutex, a
+  // condition variable, sleep_for or anything else, counts as blocked: another worker serves
+  // the queue meanwhile. 0 turns that watch off (kcont's own blocking points still count).
+  // 0 or 20 us .. 10 s.
+  std::chrono::microseconds blocking_threshold{1000};
+  // Workers an elastic queue meant to run one task at a time may have at once, blocked ones
+  // included (1..1024); a taskq of n > 1 threads (elastic too) may have n - 1 more.
+  unsigned elastic_max_active = 16;
+  // Worker threads of the whole runtime at most (1..65536); work beyond waits, never lost.
+  unsigned max_workers = 4096;
+  // An idle worker exits after this long without work; each pool keeps its last idle one.
+  // 1 ms .. 24 h.
+  std::chrono::milliseconds worker_idle_timeout{10000};
 
   // Defaults overridden by KCONT_NCPU (0..1024), KCONT_HZ (1..100000), KCONT_BACKEND
   // (asio, libevent), KCONT_PIN (0/1), KCONT_INITIAL_TICKS (0..4294967295), KCONT_SPIN_US
-  // (0..10000); numbers are plain decimal digits. An unset or empty variable keeps the default. Any
-  // other value throws std::invalid_argument naming the variable and its range (never wrapped or
-  // ignored). The lazily started default runtime lets it out of the call that started it (curcpu(),
-  // softint_establish, ...): uncaught, the program ends with that message and SIGABRT.
+  // (0..10000), KCONT_STATS (0/1: export_stats), KCONT_WATCHDOG_MS (0..86400000:
+  // stuck_handler_threshold), KCONT_BLOCKING_US (0 or 20..10000000: blocking_threshold),
+  // KCONT_ELASTIC_MAX (1..1024), KCONT_MAX_WORKERS (1..65536), KCONT_WORKER_IDLE_MS
+  // (1..86400000: worker_idle_timeout); numbers are plain decimal digits. An unset or
+  // empty variable keeps the default. Any other value throws std::invalid_argument naming the
+  // variable and its range (never wrapped or ignored). The lazily started default runtime lets it
+  // out of the call that started it (curcpu(), softint_establish, ...): uncaught, the program ends
+  // with that message and SIGABRT.
   static runtime_config from_env();
 };
 
@@ -88,6 +118,21 @@ struct runtime_stats {
   // Spin-then-park (runtime_config::spin_before_sleep): windows in which work came (no sleep,
   // no wake-up) and windows that ran out (the loop then slept).
   std::uint64_t spin_hits = 0, spin_misses = 0;
+};
+
+// One virtual CPU's loop (runtime::cpu_stats). Counters only grow; each is read on its own
+// (relaxed), so a snapshot taken while the CPU runs is not one instant.
+struct cpu_loop_stats {
+  std::uint64_t hard_interrupts = 0;  // simulated hard-interrupt handlers run
+  std::uint64_t softint_serial = 0, softint_net = 0, softint_bio = 0, softint_clock = 0;
+  std::uint64_t wakeups = 0;        // woken by another thread while asleep
+  std::uint64_t loop_sleeps = 0;    // times it went to sleep
+  std::uint64_t timer_wakeups = 0;  // times it woke for its clock deadline
+  std::uint64_t spin_hits = 0, spin_misses = 0;
+  // Time awake (running handlers and clock processing, spinning, looking for work), from one
+  // clock read when the loop wakes and one when it sleeps.
+  std::uint64_t awake_ns = 0;
+  bool pinned = false;  // its loop thread's affinity could be set
 };
 
 namespace detail {
@@ -117,6 +162,10 @@ class runtime {
   const runtime_config& config() const;
   cpu_info* cpu(unsigned index) const;  // nullptr when index >= ncpu()
   runtime_stats stats() const;
+  // One CPU's figures; std::out_of_range when index >= ncpu(). Any thread; never stops a CPU.
+  cpu_loop_stats cpu_stats(unsigned index) const;
+  // The exported statistics' segment ("/dev/shm/kcont.<pid>"); empty when not exporting.
+  std::string stats_segment_path() const;
   // Softint instances parked on stopped CPUs (queued, not started). A running CPU's queue
   // belongs to its loop thread and is not counted.
   std::uint64_t pending_work() const;

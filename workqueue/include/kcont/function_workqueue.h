@@ -43,4 +43,7 @@ class function_workqueue {
 namespace kcont::detail {
 // Takes wk off wq's queue if it has not started (kcont extension; workqueue(9) has no del).
 bool workqueue_withdraw(workqueue* wq, work* wk);
+// Waits until wq has nothing queued or running; returns whether it had anything when called.
+// For a teardown that must see several queues idle at once (kcont's bindings.cpp).
+bool workqueue_settle(workqueue* wq);
 }  // namespace kcont::detail

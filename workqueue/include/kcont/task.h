@@ -51,6 +51,12 @@ struct taskq;
 
 inline constexpr unsigned TASKQ_MPSAFE = 1u << 0;
 inline constexpr unsigned TASKQ_CANTSLEEP = 1u << 1;  // accepted; kcont's workers may sleep
+// kcont extension, as WQ_ELASTIC for workqueue(9): nthreads tasks run at once, but one that
+// sleeps (at a kcont blocking point, or found asleep by the blocking watch; see
+// runtime_config::blocking_threshold) does not count, and other workers take its place (up to
+// runtime_config::elastic_max_active - 1 beyond nthreads). Without it nthreads is a hard bound,
+// as in OpenBSD, however the tasks sleep.
+inline constexpr unsigned TASKQ_ELASTIC = 1u << 8;
 
 taskq* taskq_create(const char* name, unsigned nthreads, int ipl, unsigned flags = 0);
 void taskq_destroy(taskq* tq);

@@ -4,9 +4,13 @@
 // Not meant for applications.
 #pragma once
 
+#include <kcont/internal/handler_watch.h>
+#include <kcont/stats_segment.h>
+
 #include <kcont/mutex.h>
 #include <kcont/runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kcont::machine {
@@ -93,6 +97,15 @@ void detail_wake_lock_waiters(kmutex_t* m);  // mutex_exit's slow path
 // `destroy` when the runtime is destroyed (after its CPUs have stopped), highest layer first.
 enum class layer : unsigned { callout = 0, workqueue, kcont, net, count };
 void* layer_state(runtime& rt, layer which, void* (*create)(runtime&), void (*destroy)(void*));
+// The layer's state if it has been made, else nullptr (statistics readers: never make it).
+void* layer_state_if_made(runtime& rt, layer which);
+
+// A higher layer's part of the exported statistics (<kcont/stats_segment.h>): fills its fields
+// of the CPU records (ncpu of them) and pool records (ncpu * 4). Called on the publisher's
+// thread while the runtime exists; a layer sets it when its state is made.
+using stats_hook = void (*)(runtime& rt, stats_segment::cpu_record* cpus,
+                            stats_segment::pool_record* pools);
+void set_stats_hook(runtime& rt, layer which, stats_hook fn);
 
 }  // namespace kcont::machine
 
@@ -104,22 +117,29 @@ namespace kcont::machine {
 // returns, or aborts under exception_policy::abort.
 void handler_threw(const char* kind, const char* queue, const void* fn) noexcept;
 
+// Writes "symbol+0xoff (module)" (dladdr, demangled), or the bare address, for fn into buf.
+void describe_function(const void* fn, char* buf, std::size_t size) noexcept;
+
 // A function pointer as the address handler_threw names.
 template <class R, class... A>
 const void* code_address(R (*fn)(A...)) noexcept {
   return reinterpret_cast<const void*>(fn);
 }
 
-// Runs f(); if it throws, applies the policy and returns false.
+// Runs f(); if it throws, applies the policy and returns false. The stuck-handler watchdog
+// (handler_watch.h) sees it running meanwhile.
 template <class F>
 bool run_handler(const char* kind, const char* queue, const void* fn, F&& f) noexcept {
+  const watch_frame frame = watch_enter(kind, queue, fn);
+  bool returned = true;
   try {
     f();
-    return true;
   } catch (...) {
     handler_threw(kind, queue, fn);
-    return false;
+    returned = false;
   }
+  watch_leave(frame);
+  return returned;
 }
 
 }  // namespace kcont::machine

@@ -14,4 +14,9 @@ void name_this_thread(const char* name) noexcept;
 // refuses (a cpuset without that core): the thread then runs wherever the scheduler puts it.
 bool pin_this_thread(unsigned index) noexcept;
 
+// The runtime CPU a thread kcont made serves (a worker of CPU 1: 1), for reports about it
+// (the stuck-handler watchdog); -1 until noted. A CPU's loop thread is known without it.
+void note_this_thread_cpu(int index) noexcept;
+int this_thread_cpu_note() noexcept;
+
 }  // namespace kcont::internal
