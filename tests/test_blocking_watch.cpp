@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "../workqueue/src/engine.h"
@@ -402,6 +403,70 @@ TEST_CASE("a kcont thread queue: a continuation blocked in read() does not hold 
   kcont_destroy(blocker_kc);
   for (kcont_t* kc : others) kcont_destroy(kc);
   CHECK(ran.load() == kOthers);
+}
+
+// CI, stop 27 (TSan): a kcont thread queue's drain runs up to 64 continuations as one work
+// item. Waiting on its queue's lock while others scheduled more, it looked asleep in one long
+// item, and a second drain ran beside it: one CPU's continuations ran out of order. The watch
+// now times each func on its own (work_unit) and never the drain between them.
+TEST_CASE("a kcont thread queue's drain waiting for its queue's lock is not blocked: order kept") {
+  kcont::runtime rt(config(2));
+  kcont::runtime_scope scope(rt);
+  constexpr int kPosters = 2, kEach = 4000;
+  constexpr int kConts = kPosters * kEach;
+  std::vector<int> seen(kConts, -1);  // tags in the order their funcs ran
+  std::atomic<int> next{0};
+  struct ctx {
+    int tag;
+    std::vector<int>* seen;
+    std::atomic<int>* next;
+  };
+  std::vector<ctx> cx(kConts);
+  std::vector<kcont_t*> kcs(kConts);
+  auto spin_for = [](std::chrono::nanoseconds d) {  // computes: never asleep
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  };
+  for (int i = 0; i < kConts; ++i) {
+    cx[static_cast<std::size_t>(i)] = {i, &seen, &next};
+    kcs[static_cast<std::size_t>(i)] = kcont_create(
+        wq_primedlow, nullptr,
+        [](void* a, kcont_t*) {
+          const auto until = std::chrono::steady_clock::now() + 5us;
+          while (std::chrono::steady_clock::now() < until) {
+          }
+          auto* c = static_cast<ctx*>(a);
+          (*c->seen)[static_cast<std::size_t>(c->next->fetch_add(1))] = c->tag;
+        },
+        &cx[static_cast<std::size_t>(i)], 0);
+    REQUIRE(kcs[static_cast<std::size_t>(i)] != nullptr);
+  }
+  // Posters paced about as fast as the drain runs, so it keeps meeting them on the lock.
+  std::vector<std::thread> posters;
+  for (int p = 0; p < kPosters; ++p)
+    posters.emplace_back([&, p] {
+      for (int i = 0; i < kEach; ++i) {
+        CHECK(kcont_schedule(kcs[static_cast<std::size_t>(p * kEach + i)], rt.cpu(0), 0) == 0);
+        spin_for(4us);
+      }
+    });
+  for (auto& t : posters) t.join();
+  REQUIRE(wait_until([&] { return next.load() == kConts; }));
+  for (kcont_t* kc : kcs) kcont_destroy(kc);
+  // Each poster's continuations ran once each, in the order it scheduled them.
+  std::vector<int> last(kPosters, -1), count(kPosters, 0);
+  int out_of_order = 0;
+  for (int tag : seen) {
+    REQUIRE(tag >= 0);
+    const int p = tag / kEach;
+    out_of_order += tag <= last[static_cast<std::size_t>(p)];
+    last[static_cast<std::size_t>(p)] = tag;
+    ++count[static_cast<std::size_t>(p)];
+  }
+  CHECK(out_of_order == 0);
+  for (int c : count) CHECK(c == kEach);
+  CHECK(pool_of(rt, 0, PRI_MEDLOW).blocked_detected == 0);  // no func ever slept
 }
 
 TEST_CASE("no samples while idle: the watch stops once nothing waits") {

@@ -14,9 +14,11 @@
 // A thread-queue func that sleeps at a blocking point (kpause, blocking_scope, a contended
 // kmutex) kicks another drain of its queue (the queue's workqueue is elastic), so one sleeper
 // does not hold back the other continuations of its level on that CPU; those sharing its lock
-// still wait for it, in order.
+// still wait for it, in order. The engine's blocking watch finds a func asleep elsewhere
+// (read(2), a std::mutex): it times each func on its own (work_unit), never the drain.
 #include "kcont_impl.h"
 
+#include <kcont/function_workqueue.h>
 #include <kcont/internal/lockdebug.h>
 #include <kcont/softint.h>
 
@@ -107,6 +109,7 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   bool returned;
   {
     kcont::lockdebug::handler_scope scope(kc);
+    work_unit unit;  // the blocking watch times each func on its own (see thread_drain)
     returned = kcont::machine::run_handler(
         q.b->soft ? "kcont func (soft queue)" : "kcont func (thread queue)", nullptr,
         kcont::machine::code_address(fn), [fn, arg, kc] { fn(arg, kc); });
@@ -155,8 +158,11 @@ void run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell) {
   fell = false;
   kcont::machine::block_observer previous;
   if (!q.b->soft) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
-  kcont::machine::run_handler(q.b->soft ? "kcont hop (soft queue)" : "kcont hop (thread queue)",
-                              nullptr, kcont::machine::code_address(fn), [fn, arg] { fn(arg); });
+  {
+    work_unit unit;
+    kcont::machine::run_handler(q.b->soft ? "kcont hop (soft queue)" : "kcont hop (thread queue)",
+                                nullptr, kcont::machine::code_address(fn), [fn, arg] { fn(arg); });
+  }
   if (!q.b->soft) kcont::machine::set_thread_block_observer(previous);
   lk.lock();
   --q.running;
@@ -268,6 +274,9 @@ void thread_drain(work* wk, void* binding_arg) {
   for (auto& q : b->queues) {
     if (&q->drain_work != wk) continue;
     set_draining(b);
+    // Only a func or hop that sleeps is blocking; the drain waiting on q->mu while others
+    // add work is not (it once let a second drain run beside it, out of order).
+    work_units units;
     run_queue(*q);
     set_draining(nullptr);
     return;

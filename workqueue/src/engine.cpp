@@ -3,6 +3,7 @@
 #include "task_flags.h"
 #include "thread_state.h"
 
+#include <kcont/function_workqueue.h>
 #include <kcont/internal/lockdebug.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/internal/spin.h>
@@ -25,6 +26,7 @@ namespace {
 // What this worker thread is serving, for the blocking hooks.
 struct serving_state {
   queue_instance* q = nullptr;
+  worker* w = nullptr;
   pool* p = nullptr;   // the worker's pool
   unsigned depth = 0;  // nested blocking regions; only the outermost counts
 };
@@ -51,6 +53,11 @@ struct worker {
   // gives up its `active` slot, so an instance read here under engine::watch_mu cannot be freed
   // before the watch lets go of that lock (freeing waits for active == 0, then for watch_mu).
   std::atomic<queue_instance*> serving{nullptr};
+  // [a] written by its own thread only: what its item runs, for the blocking watch (see
+  // work_units in <kcont/function_workqueue.h>). kUnits: the item runs units, and only time
+  // inside one (kInside) counts; the bits above count units started.
+  static constexpr std::uint32_t kUnits = 1, kInside = 2, kUnitStep = 4;
+  std::atomic<std::uint32_t> phase{0};
 };
 
 namespace {
@@ -186,9 +193,10 @@ void pool::serve(queue_instance& q, worker* w) {
     const std::int64_t started_ns =
         q.elastic && eng.watch_on.load(std::memory_order_relaxed) ? steady_ns() : 0;
     q.running.push_back({w, std::this_thread::get_id(), &t, id, false,
-                         queue_instance::blocked_by::none, started_ns, 0});
+                         queue_instance::blocked_by::none, started_ns, 0, 0});
     ql.unlock();
     tl_serving.q = &q;
+    tl_serving.w = w;
     tl_serving.p = this;
     if (!q.mpsafe) kernel_lock();
     {
@@ -198,6 +206,7 @@ void pool::serve(queue_instance& q, worker* w) {
     }
     if (!q.mpsafe) kernel_unlock();
     tl_serving.q = nullptr;
+    tl_serving.w = nullptr;
     ql.lock();
     auto it = std::find_if(q.running.begin(), q.running.end(),
                            [&](const auto& s) { return s.seq == id; });
@@ -509,20 +518,29 @@ bool engine::watch_pass() {
         std::find_if(q.running.begin(), q.running.end(), [&](const auto& s) { return s.w == c.w; });
     if (slot == q.running.end()) continue;  // between tasks, or gone on to another instance
     const std::int64_t now = steady_ns();
-    if (slot->blocked == bb::detected) {  // still asleep? else it counts again
-      if (watch_->reader.read(c.tid) == thread_run_state::sleeping) {
+    // An item that runs units (work_units) counts only inside one, each unit on its own.
+    const std::uint32_t phase = c.w->phase.load(std::memory_order_relaxed);
+    const bool between_units = (phase & worker::kUnits) && !(phase & worker::kInside);
+    const bool same_unit = phase == slot->seen_phase;
+    if (slot->blocked == bb::detected) {  // still asleep in the same unit? else it counts again
+      if (same_unit && watch_->reader.read(c.tid) == thread_run_state::sleeping) {
         keep = true;
         continue;
       }
       slot->blocked = bb::none;
-      slot->first_seen_ns = now;  // in the same task: the threshold starts again
+      slot->first_seen_ns = 0;  // the threshold starts again
       --q.blocked;
       c.p->blocked.fetch_sub(1, std::memory_order_relaxed);
     }
     if (slot->blocked != bb::none || q.work.empty()) continue;  // declared, or nobody waits
     keep = true;
-    if (slot->first_seen_ns == 0) {
+    if (between_units) {
+      slot->first_seen_ns = 0;
+      continue;
+    }
+    if (slot->first_seen_ns == 0 || !same_unit) {
       slot->first_seen_ns = now;
+      slot->seen_phase = phase;
       continue;
     }
     if (now - slot->first_seen_ns < (blocking_threshold / 2).count()) continue;
@@ -530,7 +548,9 @@ bool engine::watch_pass() {
     slot->blocked = bb::detected;
     ++q.blocked;
     c.p->blocked.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t since = slot->started_ns != 0 ? slot->started_ns : slot->first_seen_ns;
+    // Time in the task (or, for an item of units, since the unit was first seen).
+    const std::int64_t since =
+        slot->started_ns != 0 && !(phase & worker::kUnits) ? slot->started_ns : slot->first_seen_ns;
     const auto in_task = static_cast<std::uint64_t>(now - since);
     want_worker(q, ql);
     std::lock_guard<std::mutex> pl(c.p->mu);
@@ -685,6 +705,29 @@ queue_instance::running_slot& own_slot(queue_instance& q) {
                        [&](const auto& s) { return s.thread == me; });
 }
 }  // namespace
+
+work_units::work_units() {
+  if (worker* w = tl_serving.w) {
+    saved_ = w->phase.load(std::memory_order_relaxed);
+    w->phase.store((saved_ & ~worker::kInside) | worker::kUnits, std::memory_order_relaxed);
+  }
+}
+work_units::~work_units() {
+  if (worker* w = tl_serving.w) w->phase.store(saved_, std::memory_order_relaxed);
+}
+work_unit::work_unit() {
+  if (worker* w = tl_serving.w) {
+    saved_ = w->phase.load(std::memory_order_relaxed);
+    w->phase.store((saved_ + worker::kUnitStep) | worker::kInside, std::memory_order_relaxed);
+  }
+}
+work_unit::~work_unit() {
+  if (worker* w = tl_serving.w) {
+    const std::uint32_t now = w->phase.load(std::memory_order_relaxed);
+    w->phase.store((now & ~worker::kInside) | (saved_ & worker::kInside),
+                   std::memory_order_relaxed);
+  }
+}
 
 void worker_blocking_begin() {
   serving_state& st = tl_serving;

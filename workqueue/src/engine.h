@@ -113,6 +113,7 @@ struct queue_instance {
     blocked_by blocked = blocked_by::none;  // counted in `blocked` as what
     std::int64_t started_ns = 0;     // steady clock when it began, while the watch ran; else 0
     std::int64_t first_seen_ns = 0;  // the blocking watch's first sample of it; 0: none yet
+    std::uint32_t seen_phase = 0;    // its worker's phase at that sample (work_units)
   };
   std::vector<running_slot> running;  // [q]
 

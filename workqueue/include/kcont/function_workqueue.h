@@ -10,6 +10,8 @@
 #include <kcont/runtime.h>
 #include <kcont/workqueue.h>
 
+#include <cstdint>
+
 namespace kcont {
 
 class function_workqueue {
@@ -46,4 +48,31 @@ bool workqueue_withdraw(workqueue* wq, work* wk);
 // Waits until wq has nothing queued or running; returns whether it had anything when called.
 // For a teardown that must see several queues idle at once (kcont's bindings.cpp).
 bool workqueue_settle(workqueue* wq);
+
+// For a work item that runs many units of other work (kcont's queue drain runs up to 64
+// continuations): the blocking watch then counts only time inside one unit, and each new unit
+// starts its threshold again. Without these marks a drain that waits on its queue's lock while
+// others add work looked blocked for the whole drain, and a second drain ran beside it: the
+// continuations of one CPU's queue then ran out of order (CI, TSan, stop 27). Outside an
+// engine worker they do nothing.
+class work_units {  // the item runs units from now until this is destroyed
+ public:
+  work_units();
+  ~work_units();
+  work_units(const work_units&) = delete;
+  work_units& operator=(const work_units&) = delete;
+
+ private:
+  std::uint32_t saved_ = 0;
+};
+class work_unit {  // one unit runs while this exists (inside a work_units)
+ public:
+  work_unit();
+  ~work_unit();
+  work_unit(const work_unit&) = delete;
+  work_unit& operator=(const work_unit&) = delete;
+
+ private:
+  std::uint32_t saved_ = 0;
+};
 }  // namespace kcont::detail
