@@ -405,12 +405,26 @@ TEST_CASE("a kcont thread queue: a continuation blocked in read() does not hold 
   CHECK(ran.load() == kOthers);
 }
 
+namespace {
+void kcont_drain_keeps_order(bool probe);
+}  // namespace
+
 // CI, stop 27 (TSan): a kcont thread queue's drain runs up to 64 continuations as one work
 // item. Waiting on its queue's lock while others scheduled more, it looked asleep in one long
 // item, and a second drain ran beside it: one CPU's continuations ran out of order. The watch
 // now times each func on its own (work_unit) and never the drain between them.
 TEST_CASE("a kcont thread queue's drain waiting for its queue's lock is not blocked: order kept") {
-  kcont::runtime rt(config(2));
+  for (bool probe : {false, true}) {
+    CAPTURE(probe);
+    kcont_drain_keeps_order(probe);
+  }
+}
+
+namespace {
+void kcont_drain_keeps_order(bool probe) {
+  kcont::runtime_config cfg = config(2);
+  cfg.blocking_probe = probe;
+  kcont::runtime rt(cfg);
   kcont::runtime_scope scope(rt);
   constexpr int kPosters = 2, kEach = 4000;
   constexpr int kConts = kPosters * kEach;
@@ -467,6 +481,98 @@ TEST_CASE("a kcont thread queue's drain waiting for its queue's lock is not bloc
   CHECK(out_of_order == 0);
   for (int c : count) CHECK(c == kEach);
   CHECK(pool_of(rt, 0, PRI_MEDLOW).blocked_detected == 0);  // no func ever slept
+}
+}  // namespace
+
+// The idle probe (runtime_config::blocking_probe): with a threshold of 10 s the sampled watch
+// could not find the sleeper for 5 s; the probe, which runs when the CPU falls idle, does.
+TEST_CASE("the idle probe finds a worker asleep in read() long before the threshold") {
+  kcont::runtime_config c = config(2);
+  c.blocking_threshold = 10s;
+  c.blocking_probe = true;
+  kcont::runtime rt(c);
+  kcont::runtime_scope scope(rt);
+  constexpr int kItems = 11;
+  books b(kItems);
+  auto items = make_items(b, kItems);
+  pipe_blocker how;
+  items[0].body = [&] { how.block(); };
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(&wq, "probed", run_work, nullptr, PRI_MEDHIGH, 0,
+                           WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC) == 0);
+  for (auto& it : items) workqueue_enqueue(wq, &it.wk, rt.cpu(0));
+  CHECK(wait_until([&] { return b.finished.load() == kItems - 1; }, 30s));
+  auto& eng = kcont::detail::engine_of(rt);
+  CHECK(eng.probing);
+  CHECK(eng.stats().probe_detections >= 1);  // the probe found it, not the 5 s sample
+  how.release();
+  workqueue_destroy(wq);
+  CHECK(b.each_once());
+  CHECK(b.in_order());
+  CHECK(pool_of(rt, 0, PRI_MEDHIGH).blocked == 0);
+}
+
+TEST_CASE("the idle probe under a blocking mix: each item once, started in order, within limits") {
+  kcont::runtime_config c = config(2);
+  c.blocking_probe = true;
+  c.elastic_max_active = 4;
+  kcont::runtime rt(c);
+  kcont::runtime_scope scope(rt);
+  constexpr int kItems = 600;
+  books b(kItems);
+  auto items = make_items(b, kItems);
+  for (int i = 0; i < kItems; ++i)
+    items[static_cast<std::size_t>(i)].body = [i] {
+      if (i % 3 == 0) {
+        std::this_thread::sleep_for(300us);  // raw sleeps the probe must find
+      } else {
+        const auto until = std::chrono::steady_clock::now() + 20us;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      }
+    };
+  workqueue* wq = nullptr;
+  REQUIRE(workqueue_create(&wq, "mixed", run_work, nullptr, PRI_MEDHIGH, 0,
+                           WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC) == 0);
+  for (auto& it : items) workqueue_enqueue(wq, &it.wk, rt.cpu(0));
+  workqueue_destroy(wq);
+  CHECK(b.finished.load() == kItems);
+  CHECK(b.each_once());
+  CHECK(b.in_order());
+  CHECK(b.max_inside.load() <= 4);
+  const auto pool = pool_of(rt, 0, PRI_MEDHIGH);
+  CHECK(pool.blocked == 0);
+  CHECK(pool.blocked_detected >= 1);
+}
+
+TEST_CASE("the idle probe leaves a computing worker alone, and is off unless asked for") {
+  for (bool pinned : {true, false}) {
+    kcont::runtime_config c = config(2);
+    c.blocking_probe = true;
+    c.pin_threads = pinned;
+    kcont::runtime rt(c);
+    kcont::runtime_scope scope(rt);
+    books b(4);
+    auto items = make_items(b, 4);
+    items[0].body = [] {  // computes 30 ms: runnable all along, never asleep
+      const auto until = std::chrono::steady_clock::now() + 30ms;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    };
+    workqueue* wq = nullptr;
+    REQUIRE(workqueue_create(&wq, "busy", run_work, nullptr, PRI_MEDHIGH, 0,
+                             WQ_MPSAFE | WQ_PERCPU | WQ_ELASTIC) == 0);
+    for (auto& it : items) workqueue_enqueue(wq, &it.wk, rt.cpu(1));
+    workqueue_destroy(wq);
+    auto& eng = kcont::detail::engine_of(rt);
+    CHECK(eng.probing == pinned);  // the probe needs its CPU's workers on one core
+    CHECK(eng.stats().probe_detections == 0);
+    CHECK(b.max_inside.load() == 1);  // one at a time all along
+    CHECK(b.in_order());
+  }
+  kcont::runtime rt(config(1));
+  kcont::runtime_scope scope(rt);
+  CHECK_FALSE(kcont::detail::engine_of(rt).probing);  // off by default
 }
 
 TEST_CASE("no samples while idle: the watch stops once nothing waits") {

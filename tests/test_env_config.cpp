@@ -12,10 +12,12 @@
 
 namespace {
 
-const char* const vars[] = {"KCONT_NCPU",          "KCONT_HZ",          "KCONT_PIN",
-                            "KCONT_INITIAL_TICKS", "KCONT_BACKEND",     "KCONT_SPIN_US",
-                            "KCONT_BLOCKING_US",   "KCONT_ELASTIC_MAX", "KCONT_MAX_WORKERS",
-                            "KCONT_WORKER_IDLE_MS"};
+const char* const vars[] = {"KCONT_NCPU",          "KCONT_HZ",
+                            "KCONT_PIN",           "KCONT_INITIAL_TICKS",
+                            "KCONT_BACKEND",       "KCONT_SPIN_US",
+                            "KCONT_BLOCKING_US",   "KCONT_ELASTIC_MAX",
+                            "KCONT_MAX_WORKERS",   "KCONT_WORKER_IDLE_MS",
+                            "KCONT_BLOCKING_PROBE"};
 
 // Sets the KCONT_* variables for one case and restores them after it.
 class env_guard {
@@ -88,6 +90,8 @@ TEST_CASE("from_env refuses out-of-range and non-numeric KCONT_* values") {
     check_refused("KCONT_MAX_WORKERS", bad, "1..65536");
   for (const char* bad : {"0", "86400001", "-1", "10s"})
     check_refused("KCONT_WORKER_IDLE_MS", bad, "1..86400000");
+  for (const char* bad : {"2", "-1", "yes", "1 "})
+    check_refused("KCONT_BLOCKING_PROBE", bad, "0..1");
 }
 
 TEST_CASE("from_env: the worker engine's knobs at their limits") {
@@ -101,6 +105,9 @@ TEST_CASE("from_env: the worker engine's knobs at their limits") {
   CHECK(c.elastic_max_active == 1024);
   CHECK(c.max_workers == 1);
   CHECK(c.worker_idle_timeout == std::chrono::milliseconds(86400000));
+  CHECK_FALSE(c.blocking_probe);  // off by default
+  ::setenv("KCONT_BLOCKING_PROBE", "1", 1);
+  CHECK(kcont::runtime_config::from_env().blocking_probe);
   ::setenv("KCONT_BLOCKING_US", "0", 1);
   ::setenv("KCONT_WORKER_IDLE_MS", "1", 1);
   c = kcont::runtime_config::from_env();

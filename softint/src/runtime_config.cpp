@@ -80,6 +80,8 @@ runtime_config runtime_config::from_env() {
     throw std::invalid_argument("kcont: KCONT_BLOCKING_US=" + std::to_string(b) +
                                 " is not valid: it takes 0 (off) or a whole number in "
                                 "20..10000000 (microseconds)");
+  c.blocking_probe = env_number("KCONT_BLOCKING_PROBE", 0, 1, c.blocking_probe,
+                                " (1: an idle-class probe per CPU finds sleepers at once)") != 0;
   c.elastic_max_active =
       static_cast<unsigned>(env_number("KCONT_ELASTIC_MAX", 1, 1024, c.elastic_max_active,
                                        " (workers an elastic queue may have at once)"));

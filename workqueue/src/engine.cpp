@@ -1,9 +1,8 @@
 // The pooled per-CPU worker engine: pools, workers and overseers (see engine.h).
 #include "engine.h"
+#include "engine_parts.h"
 #include "task_flags.h"
-#include "thread_state.h"
 
-#include <kcont/function_workqueue.h>
 #include <kcont/internal/lockdebug.h>
 #include <kcont/internal/machine_hooks.h>
 #include <kcont/internal/spin.h>
@@ -21,44 +20,13 @@
 
 namespace kcont::detail {
 
-namespace {
-
-// What this worker thread is serving, for the blocking hooks.
-struct serving_state {
-  queue_instance* q = nullptr;
-  worker* w = nullptr;
-  pool* p = nullptr;   // the worker's pool
-  unsigned depth = 0;  // nested blocking regions; only the outermost counts
-};
 thread_local serving_state tl_serving;
 
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+namespace {
+
 const char* const kPriorityName[kPriorities] = {"hi", "mh", "ml", "lo"};
 const int kNice[kPriorities] = {0, 1, 3, 6};  // raising niceness needs no privilege
 }  // namespace
-
-// Locks: see the legend in engine.h.
-struct worker {
-  std::condition_variable cv;          // [p] signalled when handed an instance or told to exit
-  queue_instance* assigned = nullptr;  // [p]
-  // [a] set with `assigned` by want_worker, for a worker polling without the lock
-  // (spin-then-park); cleared by the worker when it takes the instance.
-  std::atomic<bool> handed{false};
-  pid_t tid = 0;  // [I] the kernel's id of its thread (the blocking watch reads its state)
-  // [a] The instance it serves, for the blocking watch: set before serving, cleared before it
-  // gives up its `active` slot, so an instance read here under engine::watch_mu cannot be freed
-  // before the watch lets go of that lock (freeing waits for active == 0, then for watch_mu).
-  std::atomic<queue_instance*> serving{nullptr};
-  // [a] written by its own thread only: what its item runs, for the blocking watch (see
-  // work_units in <kcont/function_workqueue.h>). kUnits: the item runs units, and only time
-  // inside one (kInside) counts; the bits above count units started.
-  static constexpr std::uint32_t kUnits = 1, kInside = 2, kUnitStep = 4;
-  std::atomic<std::uint32_t> phase{0};
-};
 
 namespace {
 
@@ -83,62 +51,6 @@ void pass_marker(queue_instance& q) {
   q.idle_cv.notify_all();
 }
 }  // namespace
-
-struct overseer {
-  std::mutex mu;
-  std::condition_variable cv;  // [o]
-  unsigned wanted = 0;         // [o] bit per priority: that pool needs workers
-  bool watch_asked = false;    // [o] CPU 0's: engine::ask_watch started the blocking watch
-  bool stopping = false;       // [o]
-  std::thread thread;          // [I] once started (engine construction)
-};
-
-namespace {
-// The blocking watch's own state (only the overseer of CPU 0 runs watch_pass; watch_mu held).
-struct watch_candidate {
-  queue_instance* q;
-  const worker* w;
-  pid_t tid;
-  pool* p;
-};
-}  // namespace
-
-struct engine_watch {
-  thread_state_reader reader;
-  std::vector<watch_candidate> candidates;
-};
-
-struct pool {
-  pool(engine& e, unsigned c, unsigned p, overseer& o) : eng(e), cpu(c), prio(p), ov(o) {}
-  engine& eng;               // [I]
-  const unsigned cpu, prio;  // [I]
-  overseer& ov;              // [I]
-
-  std::mutex mu;
-  std::condition_variable exit_cv;        // [p] a worker exited (engine teardown waits)
-  std::vector<worker*> all;               // [p] every worker thread alive
-  std::vector<worker*> idle;              // [p] LIFO: the longest idle times out first
-  std::deque<queue_instance*> overflow;   // [p] instances waiting for a worker
-  unsigned workers = 0, starting = 0;     // [p] threads alive / being created
-  std::uint64_t created = 0, exited = 0;  // [p] worker threads started / gone (stats)
-  std::atomic<unsigned> blocked{0};       // [a] workers counted blocked now (stats)
-  // [p] The blocking watch's detections of this pool's workers, and how long each had been in
-  // its task then (from its start while the watch ran, else from the watch's first sample).
-  std::uint64_t detected = 0, detect_ns_total = 0, detect_ns_max = 0;
-  bool spare_wanted = false, stopping = false;  // [p]
-
-  // pool mu held: ask the overseer for workers.
-  void call_overseer() {
-    std::lock_guard<std::mutex> lk(ov.mu);
-    ov.wanted |= 1u << prio;
-    ov.cv.notify_one();
-  }
-  void worker_main(worker* w);
-  void serve(queue_instance& q, worker* w);
-  // made; failed (the system refused a thread: retried); ceiling (max_workers reached).
-  enum class spawn_result { made, failed, ceiling };
-  spawn_result spawn();
-};
 
 pool::spawn_result pool::spawn() {
   if (eng.threads.fetch_add(1) >= eng.max_workers) {
@@ -350,7 +262,10 @@ void overseer_main(engine* eng, overseer* ov, std::vector<pool*> pools, bool wat
         // by the next; work queued after it asks again.
         eng->watch_on.store(false);
         watching = eng->watch_pass();
-        if (watching) eng->watch_on.store(true);
+        if (watching) {
+          eng->watch_on.store(true);
+          eng->wake_probes();
+        }
       }
       lk.lock();
     }
@@ -371,10 +286,6 @@ void overseer_main(engine* eng, overseer* ov, std::vector<pool*> pools, bool wat
 
 // ---------------------------------------------------------------------------------------------
 
-struct engine_overseers {
-  std::vector<std::unique_ptr<overseer>> list;
-};
-
 namespace {
 // Stops and joins every overseer whose thread was started.
 void stop_overseers(engine_overseers* ovs) {
@@ -394,7 +305,9 @@ engine::engine(runtime& r)
     : rt(r),
       idle_timeout(r.config().worker_idle_timeout),
       blocking_threshold(r.config().blocking_threshold),
-      max_workers(r.config().max_workers) {
+      max_workers(r.config().max_workers),
+      probing(r.config().blocking_probe && r.config().pin_threads &&
+              r.config().blocking_threshold.count() > 0) {
   static_assert(sizeof(pool) > 0);
   auto* ovs = new engine_overseers;
   for (unsigned c = 0; c < rt.ncpu(); ++c) {
@@ -415,6 +328,7 @@ engine::engine(runtime& r)
     throw;
   }
   overseers_ = ovs;
+  start_probes();
 }
 
 queue_instance::queue_instance(engine& e, unsigned prio, unsigned most_active, bool is_mpsafe,
@@ -434,6 +348,7 @@ queue_instance::queue_instance(engine& e, unsigned prio, unsigned most_active, b
 
 queue_instance::~queue_instance() {
   { std::lock_guard<std::mutex> no_watch_inside(eng->watch_mu); }
+  eng->no_probe_inside();
   internal::unregister_queue(eng->rt, stats_node);
 }
 
@@ -449,6 +364,7 @@ queue_instance& engine::handoff_queue() {
 
 engine::~engine() {
   if (handoff_) instance_drain(*handoff_);  // its tasks run before the workers stop
+  stop_probes();
   auto* ovs = static_cast<engine_overseers*>(overseers_);
   stop_overseers(ovs);
   for (auto& p : pools_) {
@@ -489,78 +405,6 @@ void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
   p.call_overseer();
 }
 
-void engine::ask_watch() {
-  if (watch_on.exchange(true)) return;
-  overseer& ov = *static_cast<engine_overseers*>(overseers_)->list[0];
-  std::lock_guard<std::mutex> lk(ov.mu);
-  ov.watch_asked = true;
-  ov.cv.notify_one();
-}
-
-bool engine::watch_pass() {
-  std::lock_guard<std::mutex> no_instance_freed(watch_mu);
-  watch_passes.fetch_add(1, std::memory_order_relaxed);
-  if (watch_ == nullptr) watch_ = std::make_unique<engine_watch>();
-  auto& cands = watch_->candidates;
-  cands.clear();
-  for (auto& p : pools_) {
-    std::lock_guard<std::mutex> pl(p->mu);
-    for (worker* w : p->all)
-      if (queue_instance* q = w->serving.load(std::memory_order_acquire); q && q->elastic)
-        cands.push_back({q, w, w->tid, p.get()});
-  }
-  using bb = queue_instance::blocked_by;
-  bool keep = false;
-  for (const watch_candidate& c : cands) {
-    queue_instance& q = *c.q;  // alive: see worker::serving
-    std::unique_lock<std::mutex> ql(q.mu);
-    auto slot =
-        std::find_if(q.running.begin(), q.running.end(), [&](const auto& s) { return s.w == c.w; });
-    if (slot == q.running.end()) continue;  // between tasks, or gone on to another instance
-    const std::int64_t now = steady_ns();
-    // An item that runs units (work_units) counts only inside one, each unit on its own.
-    const std::uint32_t phase = c.w->phase.load(std::memory_order_relaxed);
-    const bool between_units = (phase & worker::kUnits) && !(phase & worker::kInside);
-    const bool same_unit = phase == slot->seen_phase;
-    if (slot->blocked == bb::detected) {  // still asleep in the same unit? else it counts again
-      if (same_unit && watch_->reader.read(c.tid) == thread_run_state::sleeping) {
-        keep = true;
-        continue;
-      }
-      slot->blocked = bb::none;
-      slot->first_seen_ns = 0;  // the threshold starts again
-      --q.blocked;
-      c.p->blocked.fetch_sub(1, std::memory_order_relaxed);
-    }
-    if (slot->blocked != bb::none || q.work.empty()) continue;  // declared, or nobody waits
-    keep = true;
-    if (between_units) {
-      slot->first_seen_ns = 0;
-      continue;
-    }
-    if (slot->first_seen_ns == 0 || !same_unit) {
-      slot->first_seen_ns = now;
-      slot->seen_phase = phase;
-      continue;
-    }
-    if (now - slot->first_seen_ns < (blocking_threshold / 2).count()) continue;
-    if (watch_->reader.read(c.tid) != thread_run_state::sleeping) continue;
-    slot->blocked = bb::detected;
-    ++q.blocked;
-    c.p->blocked.fetch_add(1, std::memory_order_relaxed);
-    // Time in the task (or, for an item of units, since the unit was first seen).
-    const std::int64_t since =
-        slot->started_ns != 0 && !(phase & worker::kUnits) ? slot->started_ns : slot->first_seen_ns;
-    const auto in_task = static_cast<std::uint64_t>(now - since);
-    want_worker(q, ql);
-    std::lock_guard<std::mutex> pl(c.p->mu);
-    ++c.p->detected;
-    c.p->detect_ns_total += in_task;
-    c.p->detect_ns_max = std::max(c.p->detect_ns_max, in_task);
-  }
-  return keep;
-}
-
 void engine::bump(std::uint64_t engine_stats::*field) {
   std::lock_guard<std::mutex> lk(counters_mu_);
   ++(counters_.*field);
@@ -597,6 +441,7 @@ engine_stats engine::stats() {
   s.spin_hits = spin_hits.load(std::memory_order_relaxed);
   s.spin_misses = spin_misses.load(std::memory_order_relaxed);
   s.watch_passes = watch_passes.load(std::memory_order_relaxed);
+  s.probe_detections = probe_detections.load(std::memory_order_relaxed);
   s.workers_now = 0;
   s.idle_now = 0;
   for (auto& p : pools_) {
@@ -695,61 +540,6 @@ void instance_barrier(queue_instance& q) {
     own_slot()->in_barrier = false;
     --q.barrier_members;
   }
-}
-
-namespace {
-// q.mu held: the slot of the task this worker thread runs on q.
-queue_instance::running_slot& own_slot(queue_instance& q) {
-  const auto me = std::this_thread::get_id();
-  return *std::find_if(q.running.begin(), q.running.end(),
-                       [&](const auto& s) { return s.thread == me; });
-}
-}  // namespace
-
-work_units::work_units() {
-  if (worker* w = tl_serving.w) {
-    saved_ = w->phase.load(std::memory_order_relaxed);
-    w->phase.store((saved_ & ~worker::kInside) | worker::kUnits, std::memory_order_relaxed);
-  }
-}
-work_units::~work_units() {
-  if (worker* w = tl_serving.w) w->phase.store(saved_, std::memory_order_relaxed);
-}
-work_unit::work_unit() {
-  if (worker* w = tl_serving.w) {
-    saved_ = w->phase.load(std::memory_order_relaxed);
-    w->phase.store((saved_ + worker::kUnitStep) | worker::kInside, std::memory_order_relaxed);
-  }
-}
-work_unit::~work_unit() {
-  if (worker* w = tl_serving.w) {
-    const std::uint32_t now = w->phase.load(std::memory_order_relaxed);
-    w->phase.store((now & ~worker::kInside) | (saved_ & worker::kInside),
-                   std::memory_order_relaxed);
-  }
-}
-
-void worker_blocking_begin() {
-  serving_state& st = tl_serving;
-  if (st.q == nullptr || st.depth++ != 0) return;
-  queue_instance& q = *st.q;
-  std::unique_lock<std::mutex> lk(q.mu);
-  auto& slot = own_slot(q);
-  if (slot.blocked == queue_instance::blocked_by::none) {  // detected already: counted
-    ++q.blocked;
-    st.p->blocked.fetch_add(1, std::memory_order_relaxed);
-  }
-  slot.blocked = queue_instance::blocked_by::declared;
-  if (q.elastic && !q.work.empty()) q.eng->want_worker(q, lk);
-}
-
-void worker_blocking_end() {
-  serving_state& st = tl_serving;
-  if (st.q == nullptr || --st.depth != 0) return;
-  std::lock_guard<std::mutex> lk(st.q->mu);
-  own_slot(*st.q).blocked = queue_instance::blocked_by::none;
-  --st.q->blocked;
-  st.p->blocked.fetch_sub(1, std::memory_order_relaxed);
 }
 
 namespace {

@@ -64,6 +64,8 @@ inline constexpr unsigned kPriorities = 4;  // high, medium-high, medium-low, lo
 
 class engine;
 struct pool;
+struct engine_probes;
+struct watch_candidate;
 struct worker;
 struct engine_watch;
 
@@ -111,9 +113,12 @@ struct queue_instance {
     std::uint64_t seq;                      // `started` when it was taken
     bool in_barrier;                        // waiting in instance_barrier on this instance
     blocked_by blocked = blocked_by::none;  // counted in `blocked` as what
-    std::int64_t started_ns = 0;     // steady clock when it began, while the watch ran; else 0
-    std::int64_t first_seen_ns = 0;  // the blocking watch's first sample of it; 0: none yet
-    std::uint32_t seen_phase = 0;    // its worker's phase at that sample (work_units)
+    std::int64_t started_ns = 0;       // steady clock when it began, while the watch ran; else 0
+    std::int64_t first_seen_ns = 0;    // the blocking watch's first sample of it; 0: none yet
+    std::uint32_t seen_phase = 0;      // its worker's phase at that sample (work_units)
+    std::int64_t probe_asleep_ns = 0;  // the idle probe first found it asleep; 0: not asleep
+    std::uint32_t probe_phase = 0;     // its worker's phase then
+    std::int64_t detected_ns = 0;      // when the watch or a probe found it asleep
   };
   std::vector<running_slot> running;  // [q]
 
@@ -130,7 +135,8 @@ struct engine_stats {
   std::uint64_t spin_hits = 0, spin_misses = 0;
   // Workers not made because the runtime's ceiling (runtime_config::max_workers) was reached.
   std::uint64_t ceiling_refusals = 0;
-  std::uint64_t watch_passes = 0;  // samples taken by the blocking watch
+  std::uint64_t watch_passes = 0;      // samples taken by the blocking watch
+  std::uint64_t probe_detections = 0;  // sleepers found by the idle probes
 };
 
 class engine {
@@ -162,6 +168,12 @@ class engine {
   // threshold while it returns true): whether anything is still worth watching.
   bool watch_pass();
   bool watches() const { return blocking_threshold.count() > 0; }
+  // The idle probes (runtime_config::blocking_probe; blocking_watch.cpp): [I] whether they run.
+  const bool probing;
+  std::atomic<std::uint64_t> probe_detections{0};  // [a] sleepers the probes found
+  void wake_probes();                              // the watch went on: the probes look again
+  void no_probe_inside();  // an instance is being freed: waits until no probe looks at one
+  void probe_pass(unsigned cpu, engine_watch& own);  // one look at CPU cpu's busy workers
 
   // Test hook: the next `n` thread creations fail as if the system refused them.
   std::atomic<int> fail_next_creations{0};                  // [a]
@@ -176,7 +188,13 @@ class engine {
 
  private:
   friend struct pool;
-  std::unique_ptr<engine_watch> watch_;  // [watch_mu] made by the first watch_pass
+  std::unique_ptr<engine_watch> watch_;    // [watch_mu] made by the first watch_pass
+  std::unique_ptr<engine_probes> probes_;  // [I] while the probes run
+  void start_probes();
+  void stop_probes();
+  void collect_candidates(std::vector<watch_candidate>& out, int cpu);
+  void mark_detected(queue_instance& q, queue_instance::running_slot& slot, pool& p,
+                     std::unique_lock<std::mutex>& ql, std::int64_t since);
   std::once_flag handoff_once_;
   std::unique_ptr<queue_instance> handoff_;  // [I] once made (handoff_once_)
   void* overseers_ = nullptr;                // [I] engine_overseers (engine.cpp)

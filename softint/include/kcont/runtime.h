@@ -75,6 +75,14 @@ struct runtime_config {
   // the queue meanwhile. 0 turns that watch off (kcont's own blocking points still count).
   // 0 or 20 us .. 10 s.
   std::chrono::microseconds blocking_threshold{1000};
+  // The blocking watch's idle probe (off by default): a thread per CPU in the idle scheduling
+  // class (SCHED_IDLE), which Linux runs only when that CPU has nothing else to run, polls
+  // while work waits behind a busy elastic worker of that CPU. A worker it finds asleep for
+  // 20 us counts as blocked then, as the scheduler tells Linux's cmwq, instead of after half
+  // to all of blocking_threshold. The price: while work waits behind a sleeper, that CPU's idle
+  // time goes to polling instead of sleeping (it never takes time from a runnable thread, and
+  // nothing polls when no work waits). Needs pin_threads and the watch (threshold > 0).
+  bool blocking_probe = false;
   // Workers an elastic queue meant to run one task at a time may have at once, blocked ones
   // included (1..1024); a taskq of n > 1 threads (elastic too) may have n - 1 more.
   unsigned elastic_max_active = 16;
@@ -88,12 +96,12 @@ struct runtime_config {
   // (asio, libevent), KCONT_PIN (0/1), KCONT_INITIAL_TICKS (0..4294967295), KCONT_SPIN_US
   // (0..10000), KCONT_STATS (0/1: export_stats), KCONT_WATCHDOG_MS (0..86400000:
   // stuck_handler_threshold), KCONT_BLOCKING_US (0 or 20..10000000: blocking_threshold),
-  // KCONT_ELASTIC_MAX (1..1024), KCONT_MAX_WORKERS (1..65536), KCONT_WORKER_IDLE_MS
-  // (1..86400000: worker_idle_timeout); numbers are plain decimal digits. An unset or
-  // empty variable keeps the default. Any other value throws std::invalid_argument naming the
-  // variable and its range (never wrapped or ignored). The lazily started default runtime lets it
-  // out of the call that started it (curcpu(), softint_establish, ...): uncaught, the program ends
-  // with that message and SIGABRT.
+  // KCONT_BLOCKING_PROBE (0/1: blocking_probe), KCONT_ELASTIC_MAX (1..1024), KCONT_MAX_WORKERS
+  // (1..65536), KCONT_WORKER_IDLE_MS (1..86400000: worker_idle_timeout); numbers are plain decimal
+  // digits. An unset or empty variable keeps the default. Any other value throws
+  // std::invalid_argument naming the variable and its range (never wrapped or ignored). The lazily
+  // started default runtime lets it out of the call that started it (curcpu(), softint_establish,
+  // ...): uncaught, the program ends with that message and SIGABRT.
   static runtime_config from_env();
 };
 
