@@ -136,6 +136,9 @@ void area_callout(context& ctx);
 void area_task(context& ctx);
 void area_taskctx(context& ctx);
 void area_workqueue(context& ctx);
+// The workqueue area's blocking mix, non-blocking overhead and idle rows (issue 19;
+// area_workqueue_blocking.cpp).
+void workqueue_blocking_rows(context& ctx);
 void area_kcont(context& ctx);
 void area_net(context& ctx);
 // The net area's UDP echo rows: the IPv4 stack per start mode beside the floor, through a tap
