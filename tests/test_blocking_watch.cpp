@@ -197,6 +197,8 @@ TEST_CASE("the state letter of /proc/PID/stat, even with ') ' in the command nam
   CHECK(thread_state_reader::classify('D') == thread_run_state::sleeping);
   CHECK(thread_state_reader::classify('R') == thread_run_state::running);
   CHECK(thread_state_reader::classify('t') == thread_run_state::running);
+  CHECK(thread_state_reader::classify('Z') == thread_run_state::gone);
+  CHECK(thread_state_reader::classify('X') == thread_run_state::gone);
 
   thread_state_reader reader;
   CHECK(reader.read(static_cast<pid_t>(::gettid())) == thread_run_state::running);  // us, now
@@ -210,7 +212,8 @@ TEST_CASE("the state letter of /proc/PID/stat, even with ') ' in the command nam
   CHECK(wait_until([&] { return reader.read(tid) == thread_run_state::sleeping; }));
   p.release();
   t.join();
-  CHECK(reader.read(tid) == thread_run_state::gone);
+  // Joined: the kernel may list it a moment longer (Z/X, gone too), then not at all.
+  CHECK(wait_until([&] { return reader.read(tid) == thread_run_state::gone; }));
   CHECK(reader.read(0x7ffffff0) == thread_run_state::gone);  // no such thread
 }
 
@@ -414,10 +417,10 @@ void kcont_drain_keeps_order(bool probe);
 // item, and a second drain ran beside it: one CPU's continuations ran out of order. The watch
 // now times each func on its own (work_unit) and never the drain between them.
 TEST_CASE("a kcont thread queue's drain waiting for its queue's lock is not blocked: order kept") {
-  for (bool probe : {false, true}) {
-    CAPTURE(probe);
-    kcont_drain_keeps_order(probe);
-  }
+  // The sampled watch only: with the idle probe a func that waits even 5 us on a lock (under
+  // TSan the runtime's own locks do) counts as blocked, and then continuations without a lock
+  // may run at once by design, so exact order and "nothing detected" are not promised there.
+  kcont_drain_keeps_order(false);
 }
 
 namespace {
@@ -592,6 +595,7 @@ TEST_CASE("no samples while idle: the watch stops once nothing waits") {
   auto& eng = kcont::detail::engine_of(rt);
   CHECK(eng.stats().watch_passes > 0);
   CHECK(wait_until([&] { return !eng.watch_on.load(); }));
+  std::this_thread::sleep_for(50ms);  // the overseer's one more look after turning it off
   const auto passes = eng.stats().watch_passes;
   std::this_thread::sleep_for(200ms);
   CHECK(eng.stats().watch_passes == passes);

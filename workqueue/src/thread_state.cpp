@@ -28,7 +28,10 @@ char thread_state_reader::state_letter(const char* line, long length) {
 }
 
 thread_run_state thread_state_reader::classify(char letter) {
-  return letter == 'S' || letter == 'D' ? thread_run_state::sleeping : thread_run_state::running;
+  if (letter == 'S' || letter == 'D') return thread_run_state::sleeping;
+  // Exiting: a thread just joined may still be listed a moment, as a zombie or dead.
+  if (letter == 'Z' || letter == 'X' || letter == 'x') return thread_run_state::gone;
+  return thread_run_state::running;
 }
 
 thread_run_state thread_state_reader::read(pid_t tid) {

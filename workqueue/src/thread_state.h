@@ -36,8 +36,9 @@ class thread_state_reader {
   void forget(pid_t tid);
 
   // The state letter's meaning (exposed for the unit test): 'R' running or runnable; 'S' and
-  // 'D' asleep; anything else (stopped, traced, zombie, dead) counts as not blocked in a way
-  // another worker could help with, so as running.
+  // 'D' asleep; 'Z', 'X' exiting (gone: a joined thread may be listed a moment longer);
+  // anything else (stopped, traced) counts as not blocked in a way another worker could help
+  // with, so as running.
   static thread_run_state classify(char state_letter);
   // The state letter of a /proc/PID/stat line: the first field after the last ')' (the command
   // name in parentheses may itself contain ") "). 0 if the line has no such field.
