@@ -113,12 +113,10 @@ struct queue_instance {
     std::uint64_t seq;                      // `started` when it was taken
     bool in_barrier;                        // waiting in instance_barrier on this instance
     blocked_by blocked = blocked_by::none;  // counted in `blocked` as what
-    std::int64_t started_ns = 0;       // steady clock when it began, while the watch ran; else 0
-    std::int64_t first_seen_ns = 0;    // the blocking watch's first sample of it; 0: none yet
-    std::uint32_t seen_phase = 0;      // its worker's phase at that sample (work_units)
-    std::int64_t probe_asleep_ns = 0;  // the idle probe first found it asleep; 0: not asleep
-    std::uint32_t probe_phase = 0;     // its worker's phase then
-    std::int64_t detected_ns = 0;      // when the watch or a probe found it asleep
+    std::int64_t started_ns = 0;     // steady clock when it began, while the watch ran; else 0
+    std::int64_t first_seen_ns = 0;  // the blocking watch's first sample of it; 0: none yet
+    std::uint32_t seen_phase = 0;    // its worker's phase at that sample (work_units)
+    std::int64_t detected_ns = 0;    // when the watch or a probe found it asleep
   };
   std::vector<running_slot> running;  // [q]
 

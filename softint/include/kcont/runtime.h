@@ -78,10 +78,11 @@ struct runtime_config {
   // The blocking watch's idle probe (off by default): a thread per CPU in the idle scheduling
   // class (SCHED_IDLE), which Linux runs only when that CPU has nothing else to run, polls
   // while work waits behind a busy elastic worker of that CPU. A worker it finds asleep for
-  // 20 us counts as blocked then, as the scheduler tells Linux's cmwq, instead of after half
-  // to all of blocking_threshold. The price: while work waits behind a sleeper, that CPU's idle
-  // time goes to polling instead of sleeping (it never takes time from a runnable thread, and
-  // nothing polls when no work waits). Needs pin_threads and the watch (threshold > 0).
+  // 5 us counts as blocked then (about 30 us after it fell asleep), as the scheduler tells Linux's
+  // cmwq, instead of after half to all of blocking_threshold. The price: while work waits behind a
+  // sleeper, that CPU's idle time goes to polling instead of sleeping (it never takes time from a
+  // runnable thread, and nothing polls when no work waits). Needs pin_threads and the watch
+  // (threshold > 0).
   bool blocking_probe = false;
   // Workers an elastic queue meant to run one task at a time may have at once, blocked ones
   // included (1..1024); a taskq of n > 1 threads (elastic too) may have n - 1 more.
