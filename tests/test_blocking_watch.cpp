@@ -408,10 +408,6 @@ TEST_CASE("a kcont thread queue: a continuation blocked in read() does not hold 
   CHECK(ran.load() == kOthers);
 }
 
-namespace {
-void kcont_drain_keeps_order(bool probe);
-}  // namespace
-
 // CI, stop 27 (TSan): a kcont thread queue's drain runs up to 64 continuations as one work
 // item. Waiting on its queue's lock while others scheduled more, it looked asleep in one long
 // item, and a second drain ran beside it: one CPU's continuations ran out of order. The watch
@@ -420,14 +416,7 @@ TEST_CASE("a kcont thread queue's drain waiting for its queue's lock is not bloc
   // The sampled watch only: with the idle probe a func that waits even 5 us on a lock (under
   // TSan the runtime's own locks do) counts as blocked, and then continuations without a lock
   // may run at once by design, so exact order and "nothing detected" are not promised there.
-  kcont_drain_keeps_order(false);
-}
-
-namespace {
-void kcont_drain_keeps_order(bool probe) {
-  kcont::runtime_config cfg = config(2);
-  cfg.blocking_probe = probe;
-  kcont::runtime rt(cfg);
+  kcont::runtime rt(config(2));
   kcont::runtime_scope scope(rt);
   constexpr int kPosters = 2, kEach = 4000;
   constexpr int kConts = kPosters * kEach;
@@ -485,7 +474,6 @@ void kcont_drain_keeps_order(bool probe) {
   for (int c : count) CHECK(c == kEach);
   CHECK(pool_of(rt, 0, PRI_MEDLOW).blocked_detected == 0);  // no func ever slept
 }
-}  // namespace
 
 // The idle probe (runtime_config::blocking_probe): with a threshold of 10 s the sampled watch
 // could not find the sleeper for 5 s; the probe, which runs when the CPU falls idle, does.

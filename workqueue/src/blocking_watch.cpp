@@ -37,6 +37,20 @@ void engine::collect_candidates(std::vector<watch_candidate>& out, int cpu) {
   }
 }
 
+namespace {
+// q.mu held again after a read of /proc made without it: c's worker's slot, if it is still in
+// the task (seq) and unit (phase) it was in before the read; else nullptr.
+queue_instance::running_slot* same_task(queue_instance& q, const watch_candidate& c,
+                                        std::uint64_t seq, std::uint32_t phase) {
+  auto slot =
+      std::find_if(q.running.begin(), q.running.end(), [&](const auto& s) { return s.w == c.w; });
+  if (slot == q.running.end() || slot->seq != seq ||
+      c.w->phase.load(std::memory_order_relaxed) != phase)
+    return nullptr;
+  return &*slot;
+}
+}  // namespace
+
 // q.mu (ql) held: the worker of `slot` is asleep; it counts as blocked now and another worker
 // may serve q. `since`: when it was first known to be in this task (or unit).
 void engine::mark_detected(queue_instance& q, queue_instance::running_slot& slot, pool& p,
@@ -62,10 +76,11 @@ bool engine::watch_pass() {
   bool keep = false;
   for (const watch_candidate& c : watch_->candidates) {
     queue_instance& q = *c.q;  // alive: see worker::serving
-    auto mine = [&](const auto& s) { return s.w == c.w; };
     std::unique_lock<std::mutex> ql(q.mu);
-    auto slot = std::find_if(q.running.begin(), q.running.end(), mine);
-    if (slot == q.running.end()) continue;  // between tasks, or gone on to another instance
+    auto it =
+        std::find_if(q.running.begin(), q.running.end(), [&](const auto& s) { return s.w == c.w; });
+    if (it == q.running.end()) continue;  // between tasks, or gone on to another instance
+    queue_instance::running_slot* slot = &*it;
     const std::int64_t now = steady_ns();
     // An item that runs units (work_units) counts only inside one, each unit on its own.
     const std::uint32_t phase = c.w->phase.load(std::memory_order_relaxed);
@@ -103,11 +118,8 @@ bool engine::watch_pass() {
     ql.unlock();
     const bool asleep = watch_->reader.read(c.tid) == thread_run_state::sleeping;
     ql.lock();
-    slot = std::find_if(q.running.begin(), q.running.end(), mine);
-    if (slot == q.running.end() || slot->seq != seq ||
-        c.w->phase.load(std::memory_order_relaxed) != phase ||
-        (slot->blocked == bb::detected) != was_detected)
-      continue;  // it moved on meanwhile
+    slot = same_task(q, c, seq, phase);
+    if (slot == nullptr || (slot->blocked == bb::detected) != was_detected) continue;
     if (was_detected) {
       if (asleep) {
         keep = true;
@@ -148,9 +160,9 @@ void engine::probe_pass(unsigned cpu, engine_watch& own) {
   collect_candidates(own.candidates, static_cast<int>(cpu));
   for (const watch_candidate& c : own.candidates) {
     queue_instance& q = *c.q;
-    auto mine = [&](const auto& s) { return s.w == c.w; };
     std::unique_lock<std::mutex> ql(q.mu);
-    auto slot = std::find_if(q.running.begin(), q.running.end(), mine);
+    auto slot =
+        std::find_if(q.running.begin(), q.running.end(), [&](const auto& s) { return s.w == c.w; });
     if (slot == q.running.end() || slot->blocked != queue_instance::blocked_by::none ||
         q.work.empty())
       continue;
@@ -169,13 +181,11 @@ void engine::probe_pass(unsigned cpu, engine_watch& own) {
     }
     if (!asleep) continue;
     ql.lock();
-    slot = std::find_if(q.running.begin(), q.running.end(), mine);
-    if (slot == q.running.end() || slot->seq != seq ||
-        c.w->phase.load(std::memory_order_relaxed) != phase ||
-        slot->blocked != queue_instance::blocked_by::none || q.work.empty())
+    auto* again = same_task(q, c, seq, phase);
+    if (again == nullptr || again->blocked != queue_instance::blocked_by::none || q.work.empty())
       continue;  // it moved on meanwhile
-    mark_detected(q, *slot, *c.p, ql,
-                  slot->started_ns != 0 && !(phase & worker::kUnits) ? slot->started_ns : first);
+    mark_detected(q, *again, *c.p, ql,
+                  again->started_ns != 0 && !(phase & worker::kUnits) ? again->started_ns : first);
     probe_detections.fetch_add(1, std::memory_order_relaxed);
   }
 }
