@@ -32,7 +32,7 @@ void close_here(fd_watch* w) {
 // The service softint: runs on the watch's CPU.
 void service(void* p) {
   auto* w = static_cast<fd_watch*>(p);
-  if (w->closing.load(std::memory_order_seq_cst)) {  // unwatch_fd from another thread
+  if (w->close_asked.load(std::memory_order_seq_cst)) {  // unwatch_fd from another thread
     runtime_impl* rt = w->ci->rt;
     close_here(w);
     std::lock_guard<std::mutex> lk(rt->state_mu);
@@ -131,8 +131,9 @@ void unwatch_fd(fd_watch* w) {
     return;
   }
   runtime_impl* rt = ci->rt;
-  softint_schedule_cpu(w->service_si, ci);  // the service handler closes it
   std::unique_lock<std::mutex> lk(rt->state_mu);
+  w->close_asked.store(true, std::memory_order_seq_cst);
+  softint_schedule_cpu(w->service_si, ci);  // the service handler closes it
   rt->state_cv.wait(lk, [w] { return w->closed; });
   lk.unlock();
   delete w;

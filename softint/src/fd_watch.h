@@ -27,9 +27,14 @@ struct fd_watch {
   void* service_si = nullptr;        // [I] the service softint
   std::atomic<bool> paused{false};   // [a]
   std::atomic<bool> closing{false};  // [a]
-  bool closed = false;               // [m] the CPU has closed it
-  bool in_callback = false;          // [C] fn is running
-  bool free_on_return = false;       // [C] unwatched from inside fn
+  // [a] unwatch_fd from another thread asks the service softint to close it; set, and the
+  // softint scheduled, under rt->state_mu, which the service's softint_disestablish takes: so
+  // the softint cannot be retired between the request and the schedule (it once was: a stale
+  // cookie abort in test_nic_tap's down/up loop under TSan).
+  std::atomic<bool> close_asked{false};
+  bool closed = false;                   // [m] the CPU has closed it
+  bool in_callback = false;              // [C] fn is running
+  bool free_on_return = false;           // [C] unwatched from inside fn
   std::unique_ptr<detail::watch_io> io;  // [I] made by watch_fd, used [C]
 };
 
