@@ -33,7 +33,7 @@ void engine::collect_candidates(std::vector<watch_candidate>& out, int cpu) {
     std::lock_guard<std::mutex> pl(p->mu);
     for (worker* w : p->all)
       if (queue_instance* q = w->serving.load(std::memory_order_acquire); q && q->elastic)
-        out.push_back({q, w, w->tid, p.get()});
+        out.push_back({q, w, w->tid, w->cpu_clock, p.get()});
   }
 }
 
@@ -54,17 +54,20 @@ queue_instance::running_slot* same_task(queue_instance& q, const watch_candidate
 // q.mu (ql) held: the worker of `slot` is asleep; it counts as blocked now and another worker
 // may serve q. `since`: when it was first known to be in this task (or unit).
 void engine::mark_detected(queue_instance& q, queue_instance::running_slot& slot, pool& p,
-                           std::unique_lock<std::mutex>& ql, std::int64_t since) {
+                           std::unique_lock<std::mutex>& ql, std::int64_t since,
+                           worker** wake_later) {
   slot.blocked = queue_instance::blocked_by::detected;
   slot.detected_ns = steady_ns();
   ++q.blocked;
   p.blocked.fetch_add(1, std::memory_order_relaxed);
   const auto in_task = static_cast<std::uint64_t>(slot.detected_ns - since);
-  want_worker(q, ql);
-  std::lock_guard<std::mutex> pl(p.mu);
-  ++p.detected;
-  p.detect_ns_total += in_task;
-  p.detect_ns_max = std::max(p.detect_ns_max, in_task);
+  {
+    std::lock_guard<std::mutex> pl(p.mu);
+    ++p.detected;
+    p.detect_ns_total += in_task;
+    p.detect_ns_max = std::max(p.detect_ns_max, in_task);
+  }
+  want_worker(q, ql, wake_later);
 }
 
 bool engine::watch_pass() {
@@ -143,21 +146,43 @@ bool engine::watch_pass() {
 
 // ---- The idle probe (runtime_config::blocking_probe) ----
 //
-// Linux runs a SCHED_IDLE thread only when its CPU has nothing else to run. So while work
-// waits behind a busy elastic worker of CPU c, c's probe polls that worker's state: when the
-// worker goes to sleep, c falls idle, the probe runs at once and finds it asleep; asleep still
-// kProbeAsleep later (re-read at once, in the same task or unit: a short lock wait ends), it is
-// blocked, and the worker handed the queue preempts the probe at once. The /proc read is made
-// without the instance's lock (enqueuers never wait for it), and each probe keeps instances
-// alive with a lock of its own (engine_probes::looking), never the watch's.
+// Linux runs a SCHED_IDLE thread when its CPU has nothing else to run (and a sliver of the
+// time otherwise). So while work waits behind a busy elastic worker of CPU c, c's probe polls
+// that worker: when the worker goes to sleep, c falls idle, the probe runs at once and finds it
+// asleep; asleep and not run for kProbeAsleep (checked in place, in the same task or unit: a
+// short lock wait ends sooner), it is blocked, and the worker handed the queue, woken once the
+// probe has let go of every lock it needs, preempts the probe at once. The reads are made
+// without the instance's lock (enqueuers never wait for them), and each probe keeps instances
+// and workers alive with a lock of its own (engine_probes::looking), never the watch's.
 
 namespace {
-constexpr std::int64_t kProbeAsleep = 5'000;  // ns asleep, on two reads, to count as blocked
+// How long a worker must stay asleep to count as blocked: a short lock wait ends sooner.
+constexpr std::int64_t kProbeAsleep = 2'500;
+
+// Whether candidate c is asleep now and does not run for kProbeAsleep: its state in /proc is
+// S or D (not R: SCHED_IDLE still gets a sliver of a busy CPU, so the probe running does not
+// prove its worker asleep), and its CPU time has not moved over the window around that read
+// (any run at all in between shows, where a second state read could miss it). A clock read
+// is a system call of ~1.3 us, a state read 2.5 us: this took 5 us, two state reads 5 us
+// apart took 10.
+bool stays_asleep(thread_state_reader& reader, const watch_candidate& c) {
+  timespec before{}, after{};
+  if (c.cpu_clock == -1 || ::clock_gettime(c.cpu_clock, &before) != 0) return false;  // gone
+  const std::int64_t from = steady_ns();
+  if (reader.read(c.tid) != thread_run_state::sleeping) return false;
+  while (steady_ns() - from < kProbeAsleep) {
+  }
+  if (::clock_gettime(c.cpu_clock, &after) != 0) return false;
+  return before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec;
+}
 }  // namespace
 
 void engine::probe_pass(unsigned cpu, engine_watch& own) {
   std::lock_guard<std::mutex> no_instance_freed(probes_->looking[cpu]);
   collect_candidates(own.candidates, static_cast<int>(cpu));
+  auto hint = std::find_if(own.candidates.begin(), own.candidates.end(),
+                           [&](const watch_candidate& c) { return c.w == own.handed_last; });
+  if (hint != own.candidates.end()) std::iter_swap(own.candidates.begin(), hint);
   for (const watch_candidate& c : own.candidates) {
     queue_instance& q = *c.q;
     std::unique_lock<std::mutex> ql(q.mu);
@@ -170,23 +195,24 @@ void engine::probe_pass(unsigned cpu, engine_watch& own) {
     if ((phase & worker::kUnits) && !(phase & worker::kInside)) continue;  // between units
     const std::uint64_t seq = slot->seq;
     ql.unlock();
-    // Asleep? Then confirm it in place: still asleep kProbeAsleep later (a short lock wait
-    // ends sooner). Confirming on the next pass instead cost a whole pass, ~10 us.
-    bool asleep = own.reader.read(c.tid) == thread_run_state::sleeping;
     const std::int64_t first = steady_ns();
-    std::int64_t now = first;
-    while (asleep && now - first < kProbeAsleep) {
-      asleep = own.reader.read(c.tid) == thread_run_state::sleeping;
-      now = steady_ns();
-    }
-    if (!asleep) continue;
+    if (!stays_asleep(own.reader, c)) continue;
     ql.lock();
     auto* again = same_task(q, c, seq, phase);
     if (again == nullptr || again->blocked != queue_instance::blocked_by::none || q.work.empty())
       continue;  // it moved on meanwhile
+    worker* wake = nullptr;
     mark_detected(q, *again, *c.p, ql,
-                  again->started_ns != 0 && !(phase & worker::kUnits) ? again->started_ns : first);
+                  again->started_ns != 0 && !(phase & worker::kUnits) ? again->started_ns : first,
+                  &wake);
     probe_detections.fetch_add(1, std::memory_order_relaxed);
+    ql.unlock();
+    // The worker woken runs at once, in the probe's place: with no lock of the probe's in its
+    // way. And this pass is over: when the probe runs again, a worker has just fallen asleep
+    // (this CPU went idle), and a new pass finds it sooner than the rest of this one would.
+    own.handed_last = wake;
+    if (wake != nullptr) wake_handed(wake);
+    return;
   }
 }
 
@@ -236,12 +262,17 @@ void engine::stop_probes() {
     probes_->cv.notify_all();
   }
   for (auto& t : probes_->threads) t.join();
-  probes_.reset();
+  probes_->threads.clear();
 }
 
 void engine::no_probe_inside() {
   if (!probes_) return;
   for (unsigned c = 0; c < rt.ncpu(); ++c) std::lock_guard<std::mutex> lk(probes_->looking[c]);
+}
+
+void engine::worker_gone() {
+  { std::lock_guard<std::mutex> no_watch_inside(watch_mu); }
+  no_probe_inside();
 }
 
 void engine::wake_probes() {

@@ -146,6 +146,7 @@ void pool::worker_main(worker* w) {
   internal::note_this_thread_cpu(static_cast<int>(cpu));
   if (eng.rt.config().pin_threads) internal::pin_this_thread(cpu);
   w->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  if (pthread_getcpuclockid(pthread_self(), &w->cpu_clock) != 0) w->cpu_clock = -1;
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(w->tid), kNice[prio]);
 
   const std::int64_t spin_ns = eng.rt.config().spin_before_sleep.count() * 1000;
@@ -192,6 +193,11 @@ void pool::worker_main(worker* w) {
   auto self = std::find(idle.begin(), idle.end(), w);
   if (self != idle.end()) idle.erase(self);
   all.erase(std::find(all.begin(), all.end(), w));
+  // Out of `idle` and `all`: no one hands it work or finds it any more. One that found it
+  // before may still look at it: wait for them while still counted (~engine waits for that).
+  lk.unlock();
+  eng.worker_gone();
+  lk.lock();
   --workers;
   ++exited;
   eng.threads.fetch_sub(1);
@@ -376,7 +382,7 @@ engine::~engine() {
   delete ovs;
 }
 
-void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
+void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&, worker** wake_later) {
   const unsigned limit = q.elastic ? std::min(q.max_active, q.target + q.blocked) : q.max_active;
   if (q.active >= limit) {
     // Work waits behind busy workers: if one of them is asleep, the watch will find it.
@@ -394,6 +400,10 @@ void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
     p.idle.pop_back();
     w->assigned = &q;
     w->handed.store(true, std::memory_order_release);
+    if (wake_later != nullptr) {  // (the worker asks for a spare itself as it takes q)
+      *wake_later = w;
+      return;
+    }
     w->cv.notify_one();  // no system call when it is still polling (no waiter)
     if (p.idle.empty()) {
       p.spare_wanted = true;
@@ -403,6 +413,10 @@ void engine::want_worker(queue_instance& q, std::unique_lock<std::mutex>&) {
   }
   p.overflow.push_back(&q);
   p.call_overseer();
+}
+
+void engine::wake_handed(worker* w) {
+  w->cv.notify_one();
 }
 
 void engine::bump(std::uint64_t engine_stats::*field) {

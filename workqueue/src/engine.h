@@ -142,8 +142,14 @@ class engine {
   explicit engine(runtime& rt);  // its limits and the watch's threshold from rt.config()
   ~engine();                     // stops every worker and overseer (their queues must be drained)
 
-  // q's mu held: q has new work; get it a worker if it may have one more.
-  void want_worker(queue_instance& q, std::unique_lock<std::mutex>& q_lock);
+  // q's mu held: q has new work; get it a worker if it may have one more. With `wake_later`,
+  // an idle worker handed q is not woken here but returned there, for the caller to wake once
+  // it has let go of its locks (wake_handed): the idle probe, which every thread it wakes
+  // preempts at once, would otherwise hold the locks the woken worker needs first.
+  void want_worker(queue_instance& q, std::unique_lock<std::mutex>& q_lock,
+                   worker** wake_later = nullptr);
+  // No lock held: wakes a worker want_worker handed work to (kept alive: see worker_gone).
+  static void wake_handed(worker* w);
 
   runtime& rt;  // [I]
   // [I] set before the first task (runtime_config::worker_idle_timeout; tests shorten it): an
@@ -171,6 +177,10 @@ class engine {
   std::atomic<std::uint64_t> probe_detections{0};  // [a] sleepers the probes found
   void wake_probes();                              // the watch went on: the probes look again
   void no_probe_inside();  // an instance is being freed: waits until no probe looks at one
+  // A worker thread is about to free its worker: waits until neither the watch nor a probe
+  // can still be looking at it (they read a candidate's phase, and a probe wakes it, after
+  // letting go of the pool's lock).
+  void worker_gone();
   void probe_pass(unsigned cpu, engine_watch& own);  // one look at CPU cpu's busy workers
 
   // Test hook: the next `n` thread creations fail as if the system refused them.
@@ -187,12 +197,13 @@ class engine {
  private:
   friend struct pool;
   std::unique_ptr<engine_watch> watch_;    // [watch_mu] made by the first watch_pass
-  std::unique_ptr<engine_probes> probes_;  // [I] while the probes run
+  std::unique_ptr<engine_probes> probes_;  // [I] if probing (kept after they stop, till ~engine)
   void start_probes();
   void stop_probes();
   void collect_candidates(std::vector<watch_candidate>& out, int cpu);
   void mark_detected(queue_instance& q, queue_instance::running_slot& slot, pool& p,
-                     std::unique_lock<std::mutex>& ql, std::int64_t since);
+                     std::unique_lock<std::mutex>& ql, std::int64_t since,
+                     worker** wake_later = nullptr);
   std::once_flag handoff_once_;
   std::unique_ptr<queue_instance> handoff_;  // [I] once made (handoff_once_)
   void* overseers_ = nullptr;                // [I] engine_overseers (engine.cpp)

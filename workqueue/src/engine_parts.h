@@ -6,6 +6,7 @@
 #include "thread_state.h"
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <chrono>
@@ -45,6 +46,9 @@ struct worker {
   // (spin-then-park); cleared by the worker when it takes the instance.
   std::atomic<bool> handed{false};
   pid_t tid = 0;  // [I] the kernel's id of its thread (the blocking watch reads its state)
+  // [I] its thread's CPU-time clock (any thread of the process may read it: an idle probe
+  // sees whether the worker ran); -1 if the library could not say
+  clockid_t cpu_clock = -1;
   // [a] The instance it serves, for the blocking watch: set before serving, cleared before it
   // gives up its `active` slot, so an instance read here under engine::watch_mu (or a probe's
   // own lock) cannot be freed before the watch lets go of that lock (freeing waits for
@@ -103,12 +107,17 @@ struct watch_candidate {
   queue_instance* q;
   const worker* w;
   pid_t tid;
+  clockid_t cpu_clock;
   pool* p;
 };
 
 struct engine_watch {
   thread_state_reader reader;
   std::vector<watch_candidate> candidates;
+  // A probe's: the worker it last handed a sleeper's queue to, looked at first on its next
+  // pass (it is the one running that queue's next item, so the next to fall asleep). Only
+  // compared, never dereferenced.
+  const worker* handed_last = nullptr;
 };
 
 // The idle probes (blocking_watch.cpp): one thread per CPU.
