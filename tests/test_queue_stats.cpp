@@ -231,7 +231,7 @@ TEST_CASE("kcont queues: the predefined ones by name and CPU; continuations and 
   CHECK(named(rt, "workqueue", "wq_prihigh").size() == 2);
 }
 
-TEST_CASE("queue_timing: one task in 16 timed; run times no shorter than the tasks took") {
+TEST_CASE("queue_timing: one task in 64 timed; run times no shorter than the tasks took") {
   kcont::runtime_config cfg = cpus(2);
   cfg.queue_timing = true;
   kcont::runtime rt(cfg);
@@ -240,17 +240,17 @@ TEST_CASE("queue_timing: one task in 16 timed; run times no shorter than the tas
   REQUIRE(tq != nullptr);
   task t;
   task_set(
-      &t, [](void*) { std::this_thread::sleep_for(2ms); }, nullptr);
-  for (int i = 0; i < 64; ++i) {
+      &t, [](void*) { std::this_thread::sleep_for(200us); }, nullptr);
+  for (int i = 0; i < 256; ++i) {
     REQUIRE(task_add(tq, &t) == 1);
     taskq_barrier(tq);
   }
   const kcont::queue_stats s = one(rt, "taskq", "qs-timed");
   CHECK(s.timed);
-  CHECK(s.runs == 64);
-  CHECK(s.run.samples() == 4);   // every 16th start
-  CHECK(s.wait.samples() == 4);  // every 16th enqueue (each ran before the next was added)
-  CHECK(s.run.percentile(0.0) >= 2ms);
+  CHECK(s.runs == 256);
+  CHECK(s.run.samples() == 4);   // every 64th start
+  CHECK(s.wait.samples() == 4);  // every 64th enqueue (each ran before the next was added)
+  CHECK(s.run.percentile(0.0) >= 200us);
   CHECK(s.run.percentile(1.0) < 10s);
   CHECK(s.wait.percentile(1.0) < 10s);
   taskq_destroy(tq);
@@ -363,12 +363,12 @@ TEST_CASE("taskctx_stats: an observer attached while tasks wait counts them in i
   s = one(rt, "taskctx", "qs-late");
   CHECK(s.depth == 0);
   CHECK(s.runs == 3);  // the holder started before the observer: not counted
-  // Timed: every 16th start sampled.
+  // Timed: every 64th start sampled.
   task quick;
   task_set(
       &quick, [](void* a) { static_cast<std::atomic<int>*>(a)->fetch_add(1); }, &ran);
-  for (int i = 0; i < 29; ++i) task_dispatch(&tc, &quick);
+  for (int i = 0; i < 125; ++i) task_dispatch(&tc, &quick);
   s = one(rt, "taskctx", "qs-late");
-  CHECK(s.runs == 32);
+  CHECK(s.runs == 128);
   CHECK(s.run.samples() == 2);
 }

@@ -4,7 +4,7 @@
 //
 // Counts (depth, enqueued, runs) are always kept: a few plain increments under the lock the
 // queue path holds anyway. Wait (queued -> started) and run (started -> returned) times are
-// sampled, one task in 16, on the CPU's time-stamp counter, only while the runtime times its
+// sampled, one task in 64, on the CPU's time-stamp counter, only while the runtime times its
 // queues (runtime_config::queue_timing, on with export_stats / KCONT_STATS=1); otherwise the
 // histograms stay empty.
 #pragma once

@@ -61,7 +61,7 @@ struct runtime_config {
   // (/dev/shm/kcont.<pid>, removed when the runtime is destroyed; see <kcont/stats_segment.h>).
   // A thread that sleeps until a reader asks: no cost while nobody reads. Off by default.
   bool export_stats = false;
-  // Sample each queue's wait and run times (<kcont/queue_stats.h>): one task in 16 is timed on
+  // Sample each queue's wait and run times (<kcont/queue_stats.h>): one task in 64 is timed on
   // the time-stamp counter. Off by default; export_stats turns it on.
   bool queue_timing = false;
   // Turns on the process-wide stuck-handler watchdog (<kcont/watchdog.h>) with this threshold
