@@ -125,6 +125,14 @@ run kcont_state_never_early       pass kcont_state.pml "-DCHECK_EARLY -DFIX_EARL
     "-m10000"
 run kcont_state_BROKEN3_stale      fail kcont_state.pml "-DCHECK_EARLY" "$SAFE" "-m10000" \
     "assertion violated.*tpend"
+# func re-scheduling itself without the lock (the ask, settle, and with NOLOCK run_again)
+run kcont_state_nolock            pass kcont_state.pml "-DNOLOCK" "$SAFE" "-m10000"
+run kcont_state_nolock_never_early pass kcont_state.pml "-DNOLOCK -DCHECK_EARLY -DFIX_EARLY" \
+    "$SAFE" "-m10000"
+run kcont_state_BROKEN4_ask_acked fail kcont_state.pml "-DNOLOCK -DBROKEN=4" "$SAFE" "-m10000" \
+    "assertion violated owed_q"
+run kcont_state_BROKEN5_stop_ask  fail kcont_state.pml "-DBROKEN=5" "$SAFE" "-m10000" \
+    "assertion violated.*owed_q"
 
 total=$(awk -v a="$total_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 if [ $fails -eq 0 ]; then

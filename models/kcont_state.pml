@@ -59,6 +59,19 @@
  *   arming later finds it not PENDING and does nothing. FIX_EARLY models the proposed fix
  *   (expire returns when the callout is pending again) and passes with CHECK_EARLY.
  *
+ * Re-scheduling from its own func without the lock (kcont/src/state.cpp "Re-scheduling",
+ * drain.cpp run_again), added 2026-12-06: the word kc_resched (rs: OK_, ASK_). The executor
+ * sets OK_ as func starts if the state is just INVOKING (allow_resched); func's schedule(0)
+ * is a compare-and-swap OK_ -> OK_|ASK_ (returns 0) and else the locked path; every locked
+ * operation that may change the state (schedule from its own func, stop, halt, ack, destroy)
+ * first takes the word by exchange and queues an ask it finds (SETTLE); the executor settles
+ * as func returns. NOLOCK: the continuation has no lock (A's locked schedule becomes a plain
+ * one) and the executor may run func again at once, without mu, by compare-and-swap
+ * OK_|ASK_ -> OK_ (run_again); func may then re-schedule itself twice in all.
+ * BROKEN=4 (with NOLOCK): OK_ set whatever the state (an acked invocation too): another
+ *           thread's schedule and func's ask both return 0 for one run.
+ * BROKEN=5: stop does not settle: an ask made before the stop is left to run.
+ *
  * BROKEN=1: the executor releases L before it relocks and marks the invocation finished
  *           (the order our exactly-once stress test caught).
  * BROKEN=2: INVOKING cleared when the executor dequeues instead of when func returns.
@@ -72,12 +85,16 @@
 #define Q_  8
 #define R_  16
 
+#define OK_  1
+#define ASK_ 2
+
 #define EXEC 1
 #define CA   2
 #define CB   3
 #define EBUSY 16
 
 byte st = 0;            /* kc_state */
+byte rs = 0;            /* kc_resched: OK_ | ASK_ */
 bit mu = 0;             /* kqueue::mu */
 byte L = 0;             /* kc_lock: 0 free, else the holder */
 bit tpend = 0;          /* kc_timer armed */
@@ -88,7 +105,11 @@ bit drain_queued = 0;
 /* ghosts */
 bit infunc = 0, destroyed = 0, acked = 0;
 bit owed_q = 0, owed_p = 0;
-bit self_budget = 1;
+#ifdef NOLOCK
+byte self_budget = 2;
+#else
+byte self_budget = 1;
+#endif
 bit adone = 0, bdone = 0, exbusy = 0, timerdone = 0, execdone = 0;
 
 #define HAS(b)  ((st & (b)) != 0)
@@ -114,6 +135,19 @@ inline MAKE_RUNNABLE() {
   fi
 }
 
+/* mu held: queue_now (state.cpp) */
+inline QUEUE_NOW() {
+  if :: HAS(P_) -> tpend = 0 :: else -> skip fi;
+  st = (st & ~(P_ | E_)) | I_; acked = 0;
+  owed_p = 0;
+  MAKE_RUNNABLE()
+}
+
+/* mu held, by an operation that may change the state: settle_resched */
+inline SETTLE() {
+  atomic { if :: (rs & ASK_) -> assert(owed_q); QUEUE_NOW() :: else -> skip fi; rs = 0 }
+}
+
 /* mu held */
 inline STOP_LOCKED() {
   atomic {
@@ -130,6 +164,7 @@ inline STOP_LOCKED() {
 /* kcont_schedule (l.453-492); self: from its own func; holdl: the caller holds L */
 inline SCHEDULE(self, ticks, holdl, ret) {
   LOCKMU;
+  if :: self -> SETTLE() :: else -> skip fi;
   atomic {
     if
     :: HAS(I_) && !(self && !HAS(Q_)) ->
@@ -155,24 +190,42 @@ inline SCHEDULE(self, ticks, holdl, ret) {
 
 inline ACK() {
   LOCKMU;
+  SETTLE();
   atomic { st = st & ~I_; acked = 1 };
   UNLOCKMU
 }
 
 inline STOP() {
   LOCKMU;
+#if BROKEN != 5
+  SETTLE();
+#endif
   STOP_LOCKED();
-  assert(!HAS(P_) && !HAS(Q_));
+  assert(!HAS(P_) && !HAS(Q_) && !(rs & ASK_) && !owed_q);  /* an ask made before is cancelled */
   UNLOCKMU
 }
 
+#ifdef NOLOCK
+#define FUNC_HOLDS_L 0
+#else
+#define FUNC_HOLDS_L 1
+#endif
+
+/* func's kcont_schedule(self, NULL, 0): the unlocked ask, else the locked path */
+inline ASK_OR_SCHEDULE() {
+  if
+  :: atomic { rs == OK_ -> rs = OK_ | ASK_; fret = 0; owed_q = 1 }
+  :: atomic { rs != OK_ -> skip }; SCHEDULE(1, 0, FUNC_HOLDS_L, fret)
+  fi
+}
+
 inline FUNC() {
-  atomic { assert(infunc == 0 && !destroyed && L == EXEC); infunc = 1 };
+  atomic { assert(infunc == 0 && !destroyed && (!FUNC_HOLDS_L || L == EXEC)); infunc = 1 };
   if
   :: skip
   :: ACK()
-  :: atomic { self_budget -> self_budget = 0 }; SCHEDULE(1, 0, 1, fret)
-  :: atomic { self_budget -> self_budget = 0 }; SCHEDULE(1, 1, 1, fret)
+  :: atomic { self_budget > 0 -> self_budget-- }; ASK_OR_SCHEDULE()
+  :: atomic { self_budget > 0 -> self_budget-- }; SCHEDULE(1, 1, FUNC_HOLDS_L, fret)
   fi;
   infunc = 0
 }
@@ -185,7 +238,11 @@ proctype Exec() {
      drain_queued = 0;
      do
      :: HAS(Q_) ->
+#ifdef NOLOCK
+          got = 1;
+#else
           atomic { if :: L == 0 -> L = EXEC; got = 1 :: else -> got = 0 fi };  /* tryenter */
+#endif
           if
           :: got ->
                atomic {
@@ -194,20 +251,34 @@ proctype Exec() {
 #if BROKEN == 2
                  st = st & ~I_;
 #endif
-                 assert(owed_q); owed_q = 0
+                 assert(owed_q); owed_q = 0;
+                 /* allow_resched */
+#if BROKEN == 4
+                 rs = OK_
+#else
+                 if :: (st & (P_ | E_ | I_)) == I_ -> rs = OK_ :: else -> rs = 0 fi
+#endif
                };
                UNLOCKMU;
                FUNC();
+#ifdef NOLOCK
+               do                         /* run_again: no mu */
+               :: atomic { rs == (OK_ | ASK_) -> rs = OK_; assert(owed_q); owed_q = 0 };
+                  FUNC()
+               :: else -> break
+               od;
+#endif
 #if BROKEN == 1
                UNLOCKL;
 #endif
                LOCKMU;
+               SETTLE();
                atomic {
                  assert(!destroyed);
                  st = st & ~R_;
                  if :: !HAS(Q_) -> st = st & ~I_ :: else -> skip fi
                };
-#if BROKEN != 1
+#if BROKEN != 1 && !defined(NOLOCK)
                UNLOCKL                   /* only now (l.353-354) */
 #endif
           :: else -> break               /* its lock is held elsewhere */
@@ -256,7 +327,11 @@ proctype Timer() {
 
 inline CALLER_OP(me) {
   if
+#ifdef NOLOCK
+  :: SCHEDULE(0, 0, 0, ret)
+#else
   :: LOCKL(me); SCHEDULE(0, 0, 1, ret); UNLOCKL
+#endif
   :: SCHEDULE(0, 1, 0, ret)
   :: STOP()
   :: ACK()
@@ -265,9 +340,10 @@ inline CALLER_OP(me) {
 
 /* kcont_destroy from another thread (l.513-534) */
 inline DESTROY() {
-  LOCKMU; UNLOCKMU;                      /* not inside its own func */
+  LOCKMU; SETTLE(); UNLOCKMU;            /* not inside its own func */
   /* kcont_halt */
   LOCKMU;
+  SETTLE();
   STOP_LOCKED();
   do
   :: HAS(R_) ->
@@ -281,6 +357,7 @@ inline DESTROY() {
   tpend = 0;
   trun == 0;
   LOCKMU;
+  SETTLE();
   STOP_LOCKED();
   UNLOCKMU;
   atomic {
@@ -317,7 +394,7 @@ proctype B() {
 
 proctype Checker() {
   execdone && timerdone;
-  assert(!HAS(Q_) && !HAS(R_) && !owed_q && !owed_p && L == 0 && !tpend)
+  assert(!HAS(Q_) && !HAS(R_) && !owed_q && !owed_p && L == 0 && !tpend && !(rs & ASK_))
 }
 
 init {

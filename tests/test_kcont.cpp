@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -514,4 +515,151 @@ TEST_CASE("destroying a queued continuation from another thread cancels it") {
   mutex_exit(&gate);
   std::this_thread::sleep_for(20ms);
   CHECK(p.runs == 0);
+}
+
+// A func re-scheduling itself at once asks without the queue's lock when its state allows
+// (kcont/src/state.cpp, "Re-scheduling from its own func"); whatever it calls next sees what
+// the locked path would give. Soft and thread queues.
+TEST_CASE("re-scheduling from its own func: every call after it sees it queued") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  for (kcont_wq_t* wq : {wq_softnet, wq_prihigh}) {
+    CAPTURE(wq == wq_softnet ? "soft" : "thread");
+    struct ctx {
+      int step = 0;  // what run 1 does
+      std::atomic<int> runs{0};
+      int first = -1, second = -1;
+      bool invoking = false, pending = true, expired = true, stopped_expired = true, acked = false,
+           invoking_after_ack = true;
+    };
+    auto run = [](void* a, kcont_t* k) {
+      auto* x = static_cast<ctx*>(a);
+      if (++x->runs != 1) return;
+      x->first = kcont_schedule(k, nullptr, 0);
+      x->second = kcont_schedule(k, nullptr, 0);  // already queued
+      x->invoking = kcont_invoking(k);
+      x->pending = kcont_pending(k);
+      x->expired = kcont_expired(k);
+      if (x->step == 1) x->stopped_expired = kcont_stop(k);  // cancels the queued run
+      if (x->step == 2) {
+        x->acked = kcont_ack(k);  // the queued run stays
+        x->invoking_after_ack = kcont_invoking(k);
+      }
+      if (x->step == 3) throw std::runtime_error("thrown after re-scheduling itself");
+    };
+    for (int step = 0; step < 4; ++step) {
+      CAPTURE(step);
+      ctx x;
+      x.step = step;
+      kcont_t kc;
+      REQUIRE(kcont_init(&kc, wq, nullptr, run, &x, 0) == 0);
+      REQUIRE(kcont_schedule(&kc, rt.cpu(1), 0) == 0);
+      REQUIRE(wait_until([&] { return x.runs.load() >= (step == 1 ? 1 : 2); }));
+      kcont_halt(&kc);
+      std::this_thread::sleep_for(5ms);
+      CHECK(x.runs.load() == (step == 1 ? 1 : 2));  // the ask ran once, unless stopped
+      CHECK(x.first == 0);
+      CHECK(x.second == EBUSY);
+      CHECK(x.invoking);
+      CHECK(!x.pending);
+      CHECK(!x.expired);
+      if (step == 1) CHECK(!x.stopped_expired);
+      if (step == 2) {
+        CHECK(x.acked);
+        CHECK(!x.invoking_after_ack);
+      }
+      CHECK(!kcont_invoking(&kc));
+      kcont_destroy(&kc);
+    }
+  }
+}
+
+TEST_CASE(
+    "re-scheduling from a func that a timer started: EXPIRED clears as the locked path does") {
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  struct ctx {
+    std::atomic<int> runs{0};
+    bool expired_before = false, expired_after = true;
+    int rc = -1;
+  } x;
+  kcont_t kc;
+  REQUIRE(kcont_init(
+              &kc, wq_softnet, nullptr,
+              [](void* a, kcont_t* k) {
+                auto* p = static_cast<ctx*>(a);
+                if (++p->runs != 1) return;
+                p->expired_before = kcont_expired(k);
+                p->rc = kcont_schedule(k, nullptr, 0);
+                p->expired_after = kcont_expired(k);
+              },
+              &x, 0) == 0);
+  REQUIRE(kcont_schedule(&kc, rt.cpu(1), 1) == 0);
+  REQUIRE(wait_until([&] { return x.runs.load() == 2; }));
+  CHECK(x.expired_before);
+  CHECK(x.rc == 0);
+  CHECK(!x.expired_after);
+  kcont_destroy(&kc);
+}
+
+// A hop queued from inside a hop of the same soft queue with nothing else queued runs as soon
+// as that hop returns, without the queue's lock (drain.cpp run_hop, q.stashed_hop). Each runs
+// once, in order; continuations queued meanwhile still take their turn; a hop withdrawn before
+// it ran (kcont_hop_done(h, false)) never runs.
+TEST_CASE("hops queued from a hop of their own queue: each once, in order; withdrawn never run") {
+  using kcont::detail::kcont_hop;
+  using kcont::detail::kcont_hop_done;
+  using kcont::detail::kcont_hop_schedule;
+  kcont::runtime rt(kcont_test::cpus(2));
+  kcont::runtime_scope scope(rt);
+  constexpr int kHops = 600;
+  struct chain {
+    kcont::runtime* rt = nullptr;
+    std::vector<kcont_hop> hops = std::vector<kcont_hop>(kHops);
+    std::vector<int> order;
+    kcont_hop never;
+    std::atomic<int> never_ran{0}, cont_runs{0};
+    int withdrew = 0, cont_scheduled = 0;
+    kcont_t cont;
+    std::atomic<bool> done{false};
+  } c;
+  c.rt = &rt;
+  c.never.fn = [](void* a) { static_cast<chain*>(a)->never_ran++; };
+  c.never.arg = &c;
+  REQUIRE(kcont_init(
+              &c.cont, wq_softnet, nullptr,
+              [](void* a, kcont_t*) { static_cast<chain*>(a)->cont_runs++; }, &c, 0) == 0);
+  struct step {
+    static void run(void* a) {
+      auto* x = static_cast<chain*>(a);
+      const int i = static_cast<int>(x->order.size());
+      x->order.push_back(i);
+      kcont_hop_done(&x->hops[i], true);
+      if (i % 100 == 10) {  // queued, then taken back before this hop returns
+        if (kcont_hop_schedule(&x->never, *x->rt, wq_softnet, x->rt->cpu(1)) != 0) std::abort();
+        if (kcont_hop_done(&x->never, false)) x->withdrew++;
+      }
+      if (i % 50 == 25 && kcont_schedule(&x->cont, x->rt->cpu(1), 0) == 0) x->cont_scheduled++;
+      if (i + 1 == kHops) {
+        x->done = true;
+        return;
+      }
+      x->hops[i + 1].fn = &step::run;
+      x->hops[i + 1].arg = x;
+      if (kcont_hop_schedule(&x->hops[i + 1], *x->rt, wq_softnet, x->rt->cpu(1)) != 0) std::abort();
+    }
+  };
+  c.hops[0].fn = &step::run;
+  c.hops[0].arg = &c;
+  REQUIRE(kcont_hop_schedule(&c.hops[0], rt, wq_softnet, rt.cpu(1)) == 0);
+  REQUIRE(wait_until([&] { return c.done.load(); }));
+  REQUIRE(wait_until([&] { return c.cont_runs.load() == c.cont_scheduled; }));
+  std::this_thread::sleep_for(5ms);
+  REQUIRE(c.order.size() == static_cast<std::size_t>(kHops));
+  for (int i = 0; i < kHops; ++i) CHECK(c.order[static_cast<std::size_t>(i)] == i);
+  CHECK(c.withdrew == kHops / 100);
+  CHECK(c.never_ran == 0);
+  CHECK(c.cont_runs == c.cont_scheduled);
+  CHECK(c.cont_scheduled == kHops / 50);
+  kcont_destroy(&c.cont);
 }

@@ -90,15 +90,29 @@ bool wait_for_lock(kcont_t* kc, kmutex_t* lock) {
   return true;
 }
 
-// Runs kc's func (taken off the runnable list, lock held if it has one). q.mu held on entry
-// and on return; released meanwhile.
-void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell) {
+// Func returned having asked to run again (state.cpp, "Re-scheduling from its own func"):
+// may it run again at once, without the queue's lock? On a soft queue (no level gate, no
+// block observer), without a lock of its own (it would keep it from its other waiters), when
+// nothing else is queued (FIFO: they go first) and nobody has touched its state since it
+// started (take_resched fails once a locked operation took the word; it then goes the locked
+// way). Bounded by the drain's batch like any other run.
+bool run_again(const kqueue& q, kcont_t* kc) {
+  return q.b->soft && kc->kc_lock.load(std::memory_order_relaxed) == nullptr &&
+         q.queued_work.load(std::memory_order_acquire) == 0 && take_resched(kc);
+}
+
+// Runs kc's func (taken off the runnable list, lock held if it has one), and again while
+// run_again allows, at most `budget` times in all. q.mu held on entry and on return; released
+// meanwhile. Returns how many times func ran.
+unsigned invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell,
+                unsigned budget) {
   kc->kc_state = (kc->kc_state & ~KC_QUEUED) | KC_RUNNING;
   kc->kc_runner = std::this_thread::get_id();
   const std::uint64_t timed_from = q.counters.started(kc);
   kcont_func_t fn = kc->kc_func;
   void* arg = kc->kc_arg;
   ++q.running;
+  allow_resched(kc);  // func may re-schedule itself without the lock (state.cpp)
   lk.unlock();
   if (kc->kc_lockwait.on.load(std::memory_order_acquire) != nullptr)
     kcont::machine::lock_unwait(&kc->kc_lockwait);  // ran before its lock's release woke it
@@ -107,21 +121,29 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
   kcont::machine::block_observer previous;
   if (!q.b->soft) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
   bool returned;
-  {
+  unsigned ran = 0;
+  do {
     kcont::lockdebug::handler_scope scope(kc);
     work_unit unit;  // the blocking watch times each func on its own (see thread_drain)
+    const kcont_t* const outer = tl_running_kc;
+    tl_running_kc = kc;
     returned = kcont::machine::run_handler(
         q.b->soft ? "kcont func (soft queue)" : "kcont func (thread queue)", nullptr,
         kcont::machine::code_address(fn), [fn, arg, kc] { fn(arg, kc); });
-  }
+    tl_running_kc = outer;
+    ++ran;
+  } while (returned && ran < budget && run_again(q, kc));
   if (!q.b->soft) kcont::machine::set_thread_block_observer(previous);
   kmutex_t* held = kc->kc_lock.load();  // the lock func returned with (setmutex may change it)
   // A func that threw may have dropped its lock on the way out (a unique_lock unwinding):
   // release only what this thread still holds.
   if (!returned && held != nullptr && !mutex_owned(held)) held = nullptr;
   lk.lock();
+  settle_resched(q, kc);  // queues it if func asked to run again
   --q.running;
   q.counters.finished(timed_from);
+  q.counters.enqueued += ran - 1;  // the runs again without the lock: queued and ran at once
+  q.counters.runs += ran - 1;
   kc->kc_runner = std::thread::id();
   kc->kc_state &= ~KC_RUNNING;
   if (!(kc->kc_state & KC_QUEUED)) kc->kc_state &= ~KC_INVOKING;
@@ -142,13 +164,18 @@ void invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& fell
     unbind(wq);
     lk.lock();
   }
+  return ran;
 }
 
-// Runs the oldest hop (q.hops not empty). q.mu held on entry and on return; released meanwhile.
-// The hop is never touched once fn begins: fn may free it.
-void run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell) {
+// Runs the oldest hop (q.hops not empty) and then, on a soft queue, the hop its fn queued onto
+// this same queue (hop.cpp, q.stashed_hop) at once while nothing else is queued, at most
+// `budget` in all; a stashed hop that may not run at once goes to the front of the hop list
+// (everything queued now came after it). q.mu held on entry and on return; released meanwhile.
+// A hop is never touched once its fn begins: fn may free it. Returns how many ran.
+unsigned run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell, unsigned budget) {
   kcont_hop& h = q.hops.front();
   q.hops.pop_front();
+  work_dequeued(q);
   const std::uint64_t timed_from = q.counters.started(&h);
   void (*fn)(void*) = h.fn;
   void* arg = h.arg;
@@ -158,22 +185,54 @@ void run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell) {
   fell = false;
   kcont::machine::block_observer previous;
   if (!q.b->soft) previous = kcont::machine::set_thread_block_observer({sleeping, &q});
-  {
-    work_unit unit;
-    kcont::machine::run_handler(q.b->soft ? "kcont hop (soft queue)" : "kcont hop (thread queue)",
-                                nullptr, kcont::machine::code_address(fn), [fn, arg] { fn(arg); });
+  unsigned ran = 0;
+  kcont_hop* to_front = nullptr;
+  for (;;) {
+    {
+      work_unit unit;
+      const kqueue* const outer = tl_hop_q;
+      tl_hop_q = &q;
+      kcont::machine::run_handler(q.b->soft ? "kcont hop (soft queue)" : "kcont hop (thread queue)",
+                                  nullptr, kcont::machine::code_address(fn),
+                                  [fn, arg] { fn(arg); });
+      tl_hop_q = outer;
+    }
+    ++ran;
+    if (q.stashed_hop.load(std::memory_order_relaxed) == nullptr) break;
+    kcont_hop* next = q.stashed_hop.exchange(nullptr, std::memory_order_acq_rel);
+    if (next == nullptr) break;  // withdrawn meanwhile (kcont_hop_done)
+    if (ran == budget || q.queued_work.load(std::memory_order_acquire) != 0) {
+      to_front = next;
+      break;
+    }
+    fn = next->fn;
+    arg = next->arg;
   }
   if (!q.b->soft) kcont::machine::set_thread_block_observer(previous);
   lk.lock();
   --q.running;
   q.counters.finished(timed_from);
+  q.counters.enqueued += ran - 1;  // the stashed hops that ran at once: queued and ran
+  q.counters.runs += ran - 1;
+  if (to_front != nullptr) {
+    q.hops.push_front(*to_front);
+    work_queued(q);
+    q.counters.queued(to_front);
+  }
   fell = set_ready(q, has_runnable(q));
+  return ran;
 }
 
 // Hops and continuations take turns: after one of a kind has run, the other kind goes next
 // if it has work that can start (a coroutine hopping in a loop cannot starve continuations,
 // nor the reverse).
 void run_queue(kqueue& q) {
+  const kqueue* const outer = tl_draining_q;
+  tl_draining_q = &q;
+  struct restore {
+    const kqueue* was;
+    ~restore() { tl_draining_q = was; }
+  } restore_on_return{outer};
   std::unique_lock<std::mutex> lk(q.mu);
   q.drain_queued.store(false, std::memory_order_seq_cst);
   bool fell = set_ready(q, has_runnable(q));
@@ -196,7 +255,7 @@ void run_queue(kqueue& q) {
       return;
     }
     if (hop) {
-      run_hop(q, lk, fell);
+      runs += run_hop(q, lk, fell, kBatch - runs);
       hop_next = false;
     } else {
       kcont_t* kc = &*it;
@@ -213,10 +272,10 @@ void run_queue(kqueue& q) {
         }
       }
       q.runnable.erase(it);
-      invoke(q, kc, lk, fell);
+      work_dequeued(q);
+      runs += invoke(q, kc, lk, fell, kBatch - runs);
       hop_next = true;
     }
-    ++runs;
     it = q.runnable.begin();  // start again from the oldest: a lock may be free now
     blocked.clear();
   }
@@ -255,9 +314,12 @@ void make_runnable(kqueue& q, kcont_t* kc) {
   if (kc->kc_state & KC_QUEUED) return;
   kc->kc_state |= KC_QUEUED;
   q.runnable.push_back(*kc);
+  work_queued(q);
   q.counters.queued(kc);
   set_ready(q, true);
-  if (!(kc->kc_state & KC_RUNNING)) kick(q);  // a running one is picked up when func returns
+  // A running one is picked up when func returns; one added on a soft queue by a func of this
+  // very drain, by the drain's next look (see tl_draining_q).
+  if (!(kc->kc_state & KC_RUNNING) && (tl_draining_q != &q || !q.b->soft)) kick(q);
 }
 
 void lock_wake(void* kc) {

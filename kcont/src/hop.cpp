@@ -33,13 +33,25 @@ int kcont_hop_schedule(kcont_hop* h, kcont::runtime& rt, kcont_wq_t* wq, cpu_inf
   kqueue& q = b.queue_for(ci != nullptr ? ci : kcont::machine::current_cpu(*b.rt));
   h->wq = wq;
   h->queue = &q;
+  if (q.stashed_hop.load(std::memory_order_relaxed) == h)
+    misuse("kcont_hop_schedule of a hop that is already queued");
+  // From inside a hop of q's own drain, with nothing else queued: no lock, no kick; the drain
+  // runs it as soon as this hop returns (run_hop), unless work arrives first.
+  if (tl_hop_q == &q && q.b->soft && q.queued_work.load(std::memory_order_acquire) == 0 &&
+      q.stashed_hop.load(std::memory_order_relaxed) == nullptr) {
+    q.stashed_hop.store(h, std::memory_order_release);
+    return 0;
+  }
   {
     std::lock_guard<std::mutex> lk(q.mu);
     q.hops.push_back(*h);
+    work_queued(q);
     q.counters.queued(h);
     set_ready(q, true);
   }
-  kick(q);  // h may have run and be gone already: only q is used
+  // h may have run and be gone already: only q is used. From a func or hop of a soft queue's
+  // own drain no kick: the drain looks again after each run (see tl_draining_q).
+  if (tl_draining_q != &q || !q.b->soft) kick(q);
   return 0;
 }
 
@@ -48,8 +60,12 @@ bool kcont_hop_done(kcont_hop* h, bool begun) {
   if (!begun) {
     auto& q = *static_cast<kqueue*>(h->queue);
     std::unique_lock<std::mutex> lk(q.mu);
-    if (h->link.is_linked()) {
+    kcont_hop* stashed = h;
+    if (q.stashed_hop.compare_exchange_strong(stashed, nullptr, std::memory_order_acq_rel)) {
+      withdrawn = true;  // it was to run when the hop that queued it returned
+    } else if (h->link.is_linked()) {
       q.hops.erase(q.hops.iterator_to(*h));
+      work_dequeued(q);
       q.counters.withdrawn(h);
       withdrawn = true;
       // Nothing left for its level: lower it now, as kcont_stop does (state.cpp).

@@ -23,11 +23,34 @@ void check(const kcont_t* kc) {
                                    : "use of an uninitialised continuation");
 }
 
+// ---- Re-scheduling from its own func without the queue's lock ----
+//
+// A func that re-schedules its own continuation at once (the kernel's "more to do: run me
+// again") would take its queue's lock for that, and the drain takes it again as func returns:
+// two lock pairs per cycle. Instead func asks in kc_resched, and either the drain runs it again
+// at once without the lock (drain.cpp, run_again) or whoever next holds the lock queues it as
+// kcont_schedule would have (settle_resched). Func may ask so only while KC_RESCHED_OK, which
+// the drain sets as func starts if the state is then just INVOKING and RUNNING (neither
+// PENDING, EXPIRED nor QUEUED; not acked): there the locked path could only queue it and return 0,
+// and every reader's answer is the same whether the ask is queued yet or not. Every locked
+// operation that may change the state first takes the word by exchange (lock_settled), queueing
+// an ask it finds: ask (compare-and-swap OK -> OK|ASKED), run again (OK|ASKED -> OK) and those
+// exchanges are read-modify-writes of one word, so each ask is queued or run exactly once, and
+// before any later stop, ack or destroy takes effect.
+
+// kcont_lock; `changes`: the caller may change kc's state, so an ask made without the lock is
+// queued first and no later one may skip the lock.
+kqueue& lock_settled(kcont_t* kc, std::unique_lock<std::mutex>& lk, bool changes) {
+  kqueue& q = kcont_lock(kc, lk);
+  if (changes) settle_resched(q, kc);
+  return q;
+}
+
 // The timer's callout handler: PENDING -> EXPIRED|INVOKING, and runnable.
 void expire(void* p) {  // the timer's callout handler
   auto* kc = static_cast<kcont_t*>(p);
   std::unique_lock<std::mutex> lk;
-  kqueue& q = kcont_lock(kc, lk);
+  kqueue& q = lock_settled(kc, lk, false);   // changes only a PENDING one (never asking)
   if (!(kc->kc_state & KC_PENDING)) return;  // stopped meanwhile
   // Re-armed meanwhile (after an ack, or from func): this firing is stale and the new timer
   // will queue it when its time comes; queueing it now would run it early. (Found by the spin
@@ -59,6 +82,7 @@ bool stop_locked(kqueue& q, kcont_t* kc) {
   if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
   if (kc->kc_state & KC_QUEUED) {
     q.runnable.erase(q.runnable.iterator_to(*kc));
+    work_dequeued(q);
     q.counters.withdrawn(kc);
     kcont::machine::lock_unwait(&kc->kc_lockwait);  // no longer waits for its lock
     kc->kc_state &= ~KC_QUEUED;
@@ -73,6 +97,30 @@ bool stop_locked(kqueue& q, kcont_t* kc) {
 }
 
 }  // namespace
+
+void kcont::detail::queue_now(kqueue& q, kcont_t* kc) {
+  if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
+  kc->kc_state = (kc->kc_state & ~(KC_PENDING | KC_EXPIRED)) | KC_INVOKING;
+  make_runnable(q, kc);
+}
+
+void kcont::detail::allow_resched(kcont_t* kc) {
+  // INVOKING too: acked while it was queued, another thread's schedule could succeed
+  // meanwhile, and a reader's kcont_invoking would depend on whether the ask was queued yet.
+  const unsigned clean_mask = KC_PENDING | KC_EXPIRED | KC_QUEUED | KC_DYING | KC_INVOKING;
+  const bool clean = (kc->kc_state & clean_mask) == KC_INVOKING;
+  kc->kc_resched.store(clean ? KC_RESCHED_OK : 0, std::memory_order_relaxed);
+}
+
+void kcont::detail::settle_resched(kqueue& q, kcont_t* kc) {
+  if (kc->kc_resched.exchange(0, std::memory_order_acq_rel) & KC_RESCHED_ASKED) queue_now(q, kc);
+}
+
+bool kcont::detail::take_resched(kcont_t* kc) {
+  unsigned char asked = KC_RESCHED_OK | KC_RESCHED_ASKED;
+  return kc->kc_resched.compare_exchange_strong(asked, KC_RESCHED_OK, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed);
+}
 
 int kcont_init(kcont_t* kc, kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, void* arg,
                int flags) {
@@ -97,6 +145,7 @@ int kcont_init(kcont_t* kc, kcont_wq_t* wq, kmutex_t* lock, kcont_func_t func, v
   kc->kc_arg = arg;
   kc->kc_state = 0;
   kc->kc_runner = std::thread::id();
+  kc->kc_resched.store(0);
   kc->kc_queue.store(&b.queue_for(kcont::machine::current_cpu(rt)));
   callout_init(&kc->kc_timer, CALLOUT_MPSAFE);
   callout_setfunc(&kc->kc_timer, expire, kc);
@@ -131,9 +180,16 @@ int kcont::detail::kcont_schedule_after(kcont_t* kc, cpu_info* ci, callout_delay
   binding& b = *queue_of(kc)->b;
   kcont::runtime& rt = *b.rt;
   if (ci != nullptr && !b.percpu) return ENOENT;
+  if (at_once && tl_running_kc == kc) {  // see "Re-scheduling" above
+    unsigned char clean = KC_RESCHED_OK;
+    if (kc->kc_resched.compare_exchange_strong(clean, KC_RESCHED_OK | KC_RESCHED_ASKED,
+                                               std::memory_order_acq_rel,
+                                               std::memory_order_relaxed))
+      return 0;  // queued (or run again) as func returns
+  }              // else with the lock held, below
   for (;;) {
     std::unique_lock<std::mutex> lk;
-    kqueue& q = kcont_lock(kc, lk);
+    kqueue& q = lock_settled(kc, lk, tl_running_kc == kc);
     const bool self = inside_own_func(kc);
     if ((kc->kc_state & KC_INVOKING) && !(self && !(kc->kc_state & KC_QUEUED))) return EBUSY;
     // Where it will run: where it runs now if running, else ci / the caller's CPU.
@@ -151,9 +207,7 @@ int kcont::detail::kcont_schedule_after(kcont_t* kc, cpu_info* ci, callout_delay
       continue;  // schedule again on the new queue
     }
     if (at_once) {
-      if (kc->kc_state & KC_PENDING) callout_stop(&kc->kc_timer);
-      kc->kc_state = (kc->kc_state & ~(KC_PENDING | KC_EXPIRED)) | KC_INVOKING;
-      make_runnable(q, kc);
+      queue_now(q, kc);
     } else {
       kc->kc_state = (kc->kc_state & ~KC_EXPIRED) | KC_PENDING;
       if (self) kc->kc_state &= ~KC_INVOKING;
@@ -168,7 +222,7 @@ int kcont::detail::kcont_schedule_after(kcont_t* kc, cpu_info* ci, callout_delay
 bool kcont_stop(kcont_t* kc) {
   check(kc);
   std::unique_lock<std::mutex> lk;
-  kqueue& q = kcont_lock(kc, lk);
+  kqueue& q = lock_settled(kc, lk, true);
   const bool expired = stop_locked(q, kc);
   unlock_and_wake(lk, q);
   return expired;
@@ -177,7 +231,7 @@ bool kcont_stop(kcont_t* kc) {
 bool kcont_halt(kcont_t* kc) {
   check(kc);
   std::unique_lock<std::mutex> lk;
-  kqueue* q = &kcont_lock(kc, lk);
+  kqueue* q = &lock_settled(kc, lk, true);
   check_kcont_wait("kcont_halt", kc);
   bool expired = stop_locked(*q, kc);
   while ((kc->kc_state & KC_RUNNING) && !inside_own_func(kc)) {
@@ -192,7 +246,7 @@ void kcont_destroy(kcont_t* kc) {
   check(kc);
   {
     std::unique_lock<std::mutex> lk;
-    kqueue& q = kcont_lock(kc, lk);
+    kqueue& q = lock_settled(kc, lk, true);
     if (inside_own_func(kc)) {  // the executor frees it after func returns
       stop_locked(q, kc);
       kc->kc_state |= KC_DYING;
@@ -201,14 +255,14 @@ void kcont_destroy(kcont_t* kc) {
   }
   {
     std::unique_lock<std::mutex> lk;
-    kcont_lock(kc, lk);
+    lock_settled(kc, lk, false);
     check_kcont_wait("kcont_destroy", kc);
   }
   kcont_halt(kc);
   callout_halt(&kc->kc_timer, nullptr);  // an expiry handler may be about to queue it
   {
     std::unique_lock<std::mutex> lk;
-    kqueue& q = kcont_lock(kc, lk);
+    kqueue& q = lock_settled(kc, lk, true);
     stop_locked(q, kc);
     kc->kc_magic = KC_DEAD;
     unlock_and_wake(lk, q);
@@ -233,7 +287,7 @@ kmutex_t* kcont_setmutex(kcont_t* kc, kmutex_t* lock) {
   if (old != nullptr && !mutex_owned(old))
     misuse("kcont_setmutex without holding the continuation's current lock");
   std::unique_lock<std::mutex> lk;
-  kqueue& q = kcont_lock(kc, lk);
+  kqueue& q = lock_settled(kc, lk, true);
   kc->kc_lock.store(lock);
   if (kc->kc_state & KC_QUEUED) {  // it waited for the old lock, if anything: try the new one
     kcont::machine::lock_unwait(&kc->kc_lockwait);
@@ -248,7 +302,7 @@ void kcont_setarg(kcont_t* kc, void* arg) {
   if (l != nullptr && !mutex_owned(l))
     misuse("kcont_setarg without holding the continuation's lock");
   std::unique_lock<std::mutex> lk;
-  kcont_lock(kc, lk);
+  lock_settled(kc, lk, true);
   kc->kc_arg = arg;
 }
 
@@ -259,7 +313,7 @@ void kcont_setfunc(kcont_t* kc, kcont_func_t func, void* arg) {
     misuse("kcont_setfunc without holding the continuation's lock");
   if (func == nullptr) misuse("kcont_setfunc with a NULL function");
   std::unique_lock<std::mutex> lk;
-  kcont_lock(kc, lk);
+  lock_settled(kc, lk, true);
   // The proposal: "If no lock is associated with the continuation, then only arg may be
   // changed" (an executor may be reading func at any moment).
   if (l == nullptr && func != kc->kc_func)
@@ -274,7 +328,7 @@ namespace {
 bool has_state(kcont_t* kc, unsigned bits) {
   check(kc);
   std::unique_lock<std::mutex> lk;
-  kcont_lock(kc, lk);
+  lock_settled(kc, lk, false);
   return (kc->kc_state & bits) != 0;
 }
 }  // namespace
@@ -295,7 +349,7 @@ bool kcont_invoking(kcont_t* kc) {
 bool kcont_ack(kcont_t* kc) {
   check(kc);
   std::unique_lock<std::mutex> lk;
-  kcont_lock(kc, lk);
+  lock_settled(kc, lk, true);
   const bool was = (kc->kc_state & KC_INVOKING) != 0;
   kc->kc_state &= ~KC_INVOKING;
   return was;

@@ -48,6 +48,7 @@ struct kcont_cont {
   unsigned kc_state;                        // guarded by its queue's lock
   std::thread::id kc_runner;                // thread running func, guarded by its queue's lock
   kcont::machine::lock_waiter kc_lockwait;  // on kc_lock's waiters while its lock is held elsewhere
+  std::atomic<unsigned char> kc_resched;    // func re-scheduling itself unlocked (state.cpp)
   unsigned kc_magic;
 };
 
