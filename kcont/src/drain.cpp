@@ -139,11 +139,10 @@ unsigned invoke(kqueue& q, kcont_t* kc, std::unique_lock<std::mutex>& lk, bool& 
   // release only what this thread still holds.
   if (!returned && held != nullptr && !mutex_owned(held)) held = nullptr;
   lk.lock();
-  settle_resched(q, kc);  // queues it if func asked to run again
+  settle_returned(q, kc);  // queues it if func asked to run again
   --q.running;
   q.counters.finished(timed_from);
-  q.counters.enqueued += ran - 1;  // the runs again without the lock: queued and ran at once
-  q.counters.runs += ran - 1;
+  q.counters.ran_at_once(ran - 1);  // the runs again without the lock
   kc->kc_runner = std::thread::id();
   kc->kc_state &= ~KC_RUNNING;
   if (!(kc->kc_state & KC_QUEUED)) kc->kc_state &= ~KC_INVOKING;
@@ -212,8 +211,7 @@ unsigned run_hop(kqueue& q, std::unique_lock<std::mutex>& lk, bool& fell, unsign
   lk.lock();
   --q.running;
   q.counters.finished(timed_from);
-  q.counters.enqueued += ran - 1;  // the stashed hops that ran at once: queued and ran
-  q.counters.runs += ran - 1;
+  q.counters.ran_at_once(ran - 1);  // the stashed hops that ran without the lock
   if (to_front != nullptr) {
     q.hops.push_front(*to_front);
     work_queued(q);

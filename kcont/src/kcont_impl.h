@@ -190,9 +190,10 @@ void unlock_and_wake(std::unique_lock<std::mutex>& lk, kqueue& q);
 inline thread_local const kcont_t* tl_running_kc = nullptr;
 // kc_resched bits: func may ask unlocked; func asked.
 inline constexpr unsigned char KC_RESCHED_OK = 1, KC_RESCHED_ASKED = 2;
-void queue_now(kqueue& q, kcont_t* kc);       // [q] held: schedule at once (state + runnable)
-void allow_resched(kcont_t* kc);              // [q] held, func about to start: may ask unlocked
-void settle_resched(kqueue& q, kcont_t* kc);  // [q] held: no more unlocked asks; queue an ask
+void queue_now(kqueue& q, kcont_t* kc);        // [q] held: schedule at once (state + runnable)
+void allow_resched(kcont_t* kc);               // [q] held, func about to start: may ask unlocked
+void settle_resched(kqueue& q, kcont_t* kc);   // [q] held: no more unlocked asks; queue an ask
+void settle_returned(kqueue& q, kcont_t* kc);  // the same as func returns (no unlocked ask left)
 // Func's thread, no lock, func returned: true if func asked and may run again at once.
 bool take_resched(kcont_t* kc);
 

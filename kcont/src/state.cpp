@@ -116,6 +116,15 @@ void kcont::detail::settle_resched(kqueue& q, kcont_t* kc) {
   if (kc->kc_resched.exchange(0, std::memory_order_acq_rel) & KC_RESCHED_ASKED) queue_now(q, kc);
 }
 
+// As func returns (q.mu held): func's thread made its last unlocked ask or re-run before taking
+// the lock, and every other writer holds q.mu, so a load and a store do: no locked
+// instruction on every invocation's way out.
+void kcont::detail::settle_returned(kqueue& q, kcont_t* kc) {
+  const unsigned char was = kc->kc_resched.load(std::memory_order_relaxed);
+  kc->kc_resched.store(0, std::memory_order_relaxed);
+  if (was & KC_RESCHED_ASKED) queue_now(q, kc);
+}
+
 bool kcont::detail::take_resched(kcont_t* kc) {
   unsigned char asked = KC_RESCHED_OK | KC_RESCHED_ASKED;
   return kc->kc_resched.compare_exchange_strong(asked, KC_RESCHED_OK, std::memory_order_acq_rel,

@@ -92,6 +92,12 @@ struct queue_counters {
     start_countdown = kSampleEvery;
     return now != 0 ? now : sample_ticks();
   }
+  // Lock held: n tasks were queued and ran at once, never on the list (a kcont func or hop run
+  // again by its drain without the lock): counted, not timed.
+  void ran_at_once(std::uint64_t n) noexcept {
+    enqueued += n;
+    runs += n;
+  }
   // Lock held: a run ended; `start` is what started() returned.
   void finished(std::uint64_t start) noexcept {
     ++runs;
