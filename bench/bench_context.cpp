@@ -244,6 +244,15 @@ void context::ratio(const std::string& name, const std::string& label, double va
   std::printf("  %-64s %9.2fx\n", label.c_str(), value);
 }
 
+void context::ratio(const std::string& name, const std::string& label, const spread& value) {
+  rep_.add(name, value, "ratio");
+  if (value.reps > 1)
+    std::printf("  %-64s %9.2fx  (%.2f..%.2f, %d)\n", label.c_str(), value.value, value.min,
+                value.max, value.reps);
+  else
+    std::printf("  %-64s %9.2fx\n", label.c_str(), value.value);
+}
+
 std::string machine_line() {
   utsname u{};
   ::uname(&u);

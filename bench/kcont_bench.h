@@ -108,6 +108,8 @@ class context {
                   std::optional<std::uint64_t> allocs = std::nullopt);
   // Records and prints a ratio of two figures of this run.
   void ratio(const std::string& name, const std::string& label, double value);
+  // Likewise a ratio taken once per repetition: the median, with its min..max.
+  void ratio(const std::string& name, const std::string& label, const spread& value);
   // A string added to the machine object of --json (for example net_wire: what the net
   // area's UDP echo rows went through, which kcont-bench-check reads).
   void set_machine(const std::string& key, const std::string& value) {
