@@ -131,7 +131,7 @@ void simx_start(ifnet* ifp) {
         d.restart_lat.record(static_cast<std::uint64_t>(machine::now_ns() - t));
     }
   }
-  if (posted != 0) d.ring_doorbell();
+  if (posted != 0) d.post_transmit();
 }
 
 void simx_intr(void* arg) {
@@ -332,6 +332,7 @@ void sim_nic::up() {
   d.rx_enabled.store(true, std::memory_order_seq_cst);
   d.engine_stop.store(false);
   d.gone.store(false);
+  d.inline_tx = d.w->transmits_from_start() && d.cfg.dma_pps == 0;
   d.engine = std::thread([&d] { d.engine_main(); });
   if (int fd = d.w->rx_fd(*this); fd >= 0)
     d.rx_watch.store(machine::watch_fd(d.intr_ci, fd, impl::rx_ready, &d),

@@ -4,7 +4,7 @@
 // Ring indices are free-running 32-bit counters (slot = index & mask), each written by one
 // side only:
 //   TX: tx_prod   driver start [S] (inside the serialiser) -> DMA engine reads
-//       tx_hw     DMA engine [D] (frames on the wire)      -> txeof reads
+//       tx_hw     DMA engine [T] (frames on the wire)      -> txeof reads
 //       tx_cons   driver txeof [C] (interrupt CPU)         -> start reads
 //                 (free = size - (prod - cons))
 //   RX: rx_post   driver [C] (interrupt CPU: rxeof, input) -> hardware reads (slots it may fill)
@@ -21,6 +21,8 @@
 //   [a] atomic (the order is given at each use; `st` and the histograms are relaxed counters)
 //   [S] inside the ifqueue's serialiser (the driver's start)
 //   [D] the DMA engine thread only
+//   [T] whoever holds tx_busy: the DMA engine thread, or start transmitting a few frames
+//       itself while the engine sleeps (transmit_from_start, nic_engine.cpp)
 //   [W] the wire's receiving side, hw_receive: one thread at a time (the transmitting NIC's
 //       DMA engine on a memory wire, the interrupt CPU on a tap)
 //   [C] the interrupt CPU's loop (intr_ci): simx_intr, rx_ready, simx_input (wq_softnet) and
@@ -79,7 +81,11 @@ struct sim_nic::impl {
   // [I] the array; a slot is owned by the side the indices give it to (table above)
   std::unique_ptr<pkt*[]> tx_ring;
   alignas(64) std::atomic<std::uint32_t> tx_prod{0};  // [a] written [S]
-  alignas(64) std::atomic<std::uint32_t> tx_hw{0};    // [a] written [D]
+  alignas(64) std::atomic<std::uint32_t> tx_hw{0};    // [a] written [T]
+  // [a] The transmitting side is owned: taken (exchange, acquire) by the engine for each pass
+  // and by start to transmit inline, given back with a release store.
+  std::atomic<bool> tx_busy{false};
+  bool inline_tx = false;  // [U] the wire transmits_from_start and the DMA rate is unlimited
   alignas(64) std::atomic<std::uint32_t> tx_cons{0};  // [a] written [C] (txeof)
   // RX ring
   const std::uint32_t rx_size, rx_mask;  // [I]
@@ -119,6 +125,10 @@ struct sim_nic::impl {
   std::atomic<bool> gone{false};         // [a] reset by up(), set [C] by rx_ready
   void engine_main();
   void ring_doorbell();
+  // [S] start posted frames: transmits them on start's thread when the engine sleeps and
+  // they are few (inline_tx), else rings the doorbell.
+  void post_transmit();
+  bool transmit_slot(std::uint32_t hw);  // [T]
 
   // RX input (wq_softnet continuation on intr_ci)
   kcont_t input_kc{};        // [I] set up by the constructor; its state is the kcont layer's
@@ -148,7 +158,7 @@ struct sim_nic::impl {
   X(tx_enqueued) X(tx_queue_drops) X(tx_frames) X(tx_bytes) X(tx_wire_drops) X(restarts)  \
   X(stalls) X(interrupts) X(rx_frames) X(rx_overruns) X(rx_runts) X(rx_oversized)         \
   X(rx_delivered) X(rx_bytes) X(rx_foreign) X(rx_malformed) X(rx_out_of_order) X(rx_gaps)  \
-  X(rx_starved)
+  X(rx_starved) X(tx_from_start)
 // clang-format on
 #define KCONT_NIC_DECLARE_COUNTER(name) counter name;
   struct {

@@ -66,9 +66,12 @@ struct nic_stats {
   std::uint64_t tx_frames = 0;       // put on the wire by the DMA engine
   std::uint64_t tx_bytes = 0;
   std::uint64_t tx_wire_drops = 0;  // the wire refused them (tap queue full, link gone)
-  std::uint64_t oactive_sets = 0;   // transitions to oactive
-  std::uint64_t restarts = 0;       // ifq_restart calls from txeof
-  std::uint64_t stalls = 0;         // stall detector reports
+  // Of tx_frames + tx_wire_drops: those the driver's start put on the wire itself while the
+  // engine slept (a wire that transmits_from_start; a few frames per start at most)
+  std::uint64_t tx_from_start = 0;
+  std::uint64_t oactive_sets = 0;  // transitions to oactive
+  std::uint64_t restarts = 0;      // ifq_restart calls from txeof
+  std::uint64_t stalls = 0;        // stall detector reports
   std::uint64_t interrupts = 0;
   // receive side
   std::uint64_t rx_frames = 0;  // landed in the RX ring
@@ -105,6 +108,11 @@ class wire {
   // rx_fd readable (interrupt context): move frames into the NIC (sim_nic::hw_receive) while
   // it has room. false: the wire is gone.
   virtual bool pull_rx(sim_nic&) { return true; }
+  // true: transmit may also be called from the driver's start, on the thread that posted the
+  // frames, while the DMA engine sleeps (a doorbell that starts the transfer at once, as
+  // hardware does, instead of waking the engine thread). Only a wire whose transmit never
+  // waits and never answers busy may say so.
+  virtual bool transmits_from_start() const { return false; }
   virtual std::string describe() const = 0;
 };
 

@@ -28,6 +28,7 @@ class tap_wire final : public wire {
   tx_result transmit(sim_nic& from, const std::uint8_t* frame, std::size_t len) override;
   int rx_fd(const sim_nic&) const override;
   bool pull_rx(sim_nic& nic) override;
+  bool transmits_from_start() const override { return true; }  // a tap write never waits
   std::string describe() const override;
   tap_device& device() { return *tap_; }
   std::uint64_t read_errors() const { return read_errors_.load(std::memory_order_relaxed); }
