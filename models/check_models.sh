@@ -134,6 +134,14 @@ run kcont_state_BROKEN4_ask_acked fail kcont_state.pml "-DNOLOCK -DBROKEN=4" "$S
 run kcont_state_BROKEN5_stop_ask  fail kcont_state.pml "-DBROKEN=5" "$SAFE" "-m10000" \
     "assertion violated.*owed_q"
 
+# (d) the simulated NIC's transmit side: the engine, the doorbell, start transmitting itself
+run nic_tx                        pass nic_tx.pml "" "$SAFE" "-m10000"
+run nic_tx_more_frames            pass nic_tx.pml "-DN=6 -DK=2" "$SAFE" "-m10000"
+run nic_tx_BROKEN1_no_busy        fail nic_tx.pml "-DBROKEN=1" "$SAFE" "-m10000" \
+    "assertion violated"
+run nic_tx_BROKEN2_bell_late      fail nic_tx.pml "-DBROKEN=2" "$SAFE" "-m10000" \
+    "assertion violated.*start_done"
+
 total=$(awk -v a="$total_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 if [ $fails -eq 0 ]; then
   echo "spin models: all runs as expected (${total}s)"
