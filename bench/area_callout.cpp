@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/timerfd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -337,26 +338,35 @@ std::vector<double> bench_lateness(kcont::runtime& rt, int n, std::int64_t& earl
   return late;
 }
 
-// The floor for a timer: a thread on core 1 blocked in read(2) on a timerfd armed for an
-// absolute time 1 ms ahead; lateness = wake time - expiry. On a VM a timer interrupt costs more
-// than a cross-core eventfd wake, so this, not the eventfd ping, is the idle wake a callout pays.
-// Measured while the calling thread only waits in join() and the area's runtimes are idle
-// (tickless: no wake-ups): nothing else of the benchmark runs on core 1 (or core 0) meanwhile.
-// The first tenth of the samples warm up and are dropped. Appends to v.
-void bench_timerfd_floor(int samples, std::vector<double>& v) {
+// The floor for a timer: a thread on core 1 blocked in read(2) on a timerfd armed, in turn, for
+// the deadlines of the lateness run's pattern (n at random ns over 1..n ms from the start,
+// sorted: the same idle gaps the loop sleeps through, some of several ms, whose wakes cost more
+// on a VM than a steady 1 ms would); lateness = wake time - deadline (a deadline already passed
+// when its turn comes counts as late as it is, as a callout due while its loop was late
+// would). On a VM a timer interrupt costs more than a cross-core eventfd wake, so this, not the
+// eventfd ping, is the idle wake a callout pays. Measured while the calling thread only waits in
+// join() and the area's runtimes are idle (tickless: no wake-ups): nothing else of the
+// benchmark runs on core 1 (or core 0) meanwhile. `seed` varies the pattern per slice.
+// Appends to v.
+void bench_timerfd_floor(int n, std::uint64_t seed, std::vector<double>& v) {
   std::thread t([&] {
     pin_this_thread(1);
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    for (int i = 0; i < samples + samples / 10; ++i) {
-      std::int64_t due = now_ns() + 1'000'000;
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<std::int64_t> delay_d(1'000'000, n * 1'000'000LL);
+    std::vector<std::int64_t> due(static_cast<std::size_t>(n));
+    const std::int64_t start = now_ns();
+    for (auto& d : due) d = start + delay_d(rng);
+    std::sort(due.begin(), due.end());
+    for (const std::int64_t d : due) {
       itimerspec its{};
-      its.it_value.tv_sec = due / 1'000'000'000;
-      its.it_value.tv_nsec = due % 1'000'000'000;
+      its.it_value.tv_sec = d / 1'000'000'000;
+      its.it_value.tv_nsec = d % 1'000'000'000;
       ::timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, nullptr);
-      std::uint64_t n;
-      if (::read(fd, &n, sizeof n) == sizeof n && i >= samples / 10)
-        v.push_back(static_cast<double>(now_ns() - due));
+      std::uint64_t expirations;
+      if (::read(fd, &expirations, sizeof expirations) == sizeof expirations)
+        v.push_back(static_cast<double>(now_ns() - d));
     }
     ::close(fd);
   });
@@ -420,7 +430,7 @@ void area_callout(context& ctx) {
     const std::string of = " (slice " + std::to_string(s + 1) + "/" + std::to_string(kSlices) + ")";
     ctx.step("idle timer wake floor (timerfd)" + of);
     const others_busy_probe floor_probe(1);
-    bench_timerfd_floor(per_slice, floor_v);
+    bench_timerfd_floor(per_slice, 100 + static_cast<std::uint64_t>(s), floor_v);
     const others_busy_probe::result fo = floor_probe.finish();
     floor_busy += fo.busy / kSlices;
     floor_steal += fo.steal / kSlices;
@@ -443,9 +453,11 @@ void area_callout(context& ctx) {
                      " ms in each of " + std::to_string(kSlices) +
                      " slices, the floor's slices between them (hz " + std::to_string(hz) +
                      "), ns");
-  latency_summary floor = ctx.latency_row(
-      "callout.floor.timerfd",
-      "floor: raw timerfd 1 ms ahead, core 1 (" + std::to_string(floor_v.size()) + ")", floor_v);
+  latency_summary floor =
+      ctx.latency_row("callout.floor.timerfd",
+                      "floor: raw timerfd, the same deadline pattern, core 1 (" +
+                          std::to_string(floor_v.size()) + ")",
+                      floor_v);
   std::printf(
       "  (the floor was measured in slices between the lateness runs, the runtimes idle, the\n"
       "   calling thread waiting in join(); core 1 was %.1f%% busy with other processes\n"

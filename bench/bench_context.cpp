@@ -197,9 +197,12 @@ void context::latency_header_with_references(const std::string& title, unsigned 
 }
 
 void context::latency_ref_row(const std::string& label, const latency_summary& s) {
+  // Without the eventfd floor (an --only run that never asked for it) the column says so.
   const double f = floor_ ? floor_->all.p50 : 0;
-  std::printf("  %-58s %9.0f %9.0f %9.0f %9.0f %8.2fx\n", label.c_str(), s.all.p50, s.all.p99,
-              s.all.p999, s.all.max, f > 0 ? s.all.p50 / f : 0.0);
+  char ratio[32] = "        -";
+  if (f > 0) std::snprintf(ratio, sizeof ratio, "%8.2fx", s.all.p50 / f);
+  std::printf("  %-58s %9.0f %9.0f %9.0f %9.0f %s\n", label.c_str(), s.all.p50, s.all.p99,
+              s.all.p999, s.all.max, ratio);
   std::fflush(stdout);
 }
 
