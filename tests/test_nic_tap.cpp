@@ -64,6 +64,29 @@ bool make_or_skip(tap_rig& rig, unsigned rx_ring = 256) {
   return false;
 }
 
+// What the host captured of n simulator frames: how many arrived, how many failed the check,
+// and how many broke their flow's order (each flow numbered from 0).
+struct captured {
+  std::uint64_t seen = 0, bad = 0, out_of_order = 0;
+};
+captured capture_in_order(kcont_test::raw_socket& host, std::uint64_t n) {
+  captured c;
+  std::map<std::uint16_t, std::uint64_t> next;
+  while (c.seen < n) {
+    auto f = host.recv_frame(5s);
+    if (!f) break;
+    frame_info fi;
+    if (check_frame(f->data(), f->size(), &fi) != frame_check::ok) {
+      ++c.bad;
+      continue;
+    }
+    if (fi.seq != next[fi.flow]) ++c.out_of_order;
+    next[fi.flow] = fi.seq + 1;
+    ++c.seen;
+  }
+  return c;
+}
+
 }  // namespace
 
 TEST_CASE("tap: the host captures every frame the NIC sends, intact and in order") {
@@ -74,24 +97,11 @@ TEST_CASE("tap: the host captures every frame the NIC sends, intact and in order
   constexpr std::uint64_t n = 2000;
   traffic_source src(*rig.nic, rig.pool, {2, n, 200, /*retry_when_full=*/true});
   src.start();
-  std::map<std::uint16_t, std::uint64_t> next;
-  std::uint64_t seen = 0, bad = 0, out_of_order = 0;
-  while (seen < n) {
-    auto f = host.recv_frame(5s);
-    if (!f) break;
-    frame_info fi;
-    if (check_frame(f->data(), f->size(), &fi) != frame_check::ok) {
-      ++bad;
-      continue;
-    }
-    if (fi.seq != next[fi.flow]) ++out_of_order;
-    next[fi.flow] = fi.seq + 1;
-    ++seen;
-  }
+  const captured c = capture_in_order(host, n);
   src.join();
-  CHECK(seen == n);
-  CHECK(bad == 0);
-  CHECK(out_of_order == 0);
+  CHECK(c.seen == n);
+  CHECK(c.bad == 0);
+  CHECK(c.out_of_order == 0);
   // The driver counts a frame once its write to the tap returned: the host may have it first.
   CHECK(kcont_test::wait_until([&] { return rig.nic->stats().tx_frames == n; }));
   CHECK(rig.nic->stats().tx_frames == n);
@@ -128,25 +138,12 @@ TEST_CASE(
     }
   };
   std::thread a(producer, 0), b(producer, 1);
-  std::map<std::uint16_t, std::uint64_t> next;
-  std::uint64_t seen = 0, bad = 0, out_of_order = 0;
-  while (seen < 2 * per_flow) {
-    auto f = host.recv_frame(5s);
-    if (!f) break;
-    frame_info fi;
-    if (check_frame(f->data(), f->size(), &fi) != frame_check::ok) {
-      ++bad;
-      continue;
-    }
-    if (fi.seq != next[fi.flow]) ++out_of_order;
-    next[fi.flow] = fi.seq + 1;
-    ++seen;
-  }
+  const captured c = capture_in_order(host, 2 * per_flow);
   a.join();
   b.join();
-  CHECK(seen == 2 * per_flow);
-  CHECK(bad == 0);
-  CHECK(out_of_order == 0);
+  CHECK(c.seen == 2 * per_flow);
+  CHECK(c.bad == 0);
+  CHECK(c.out_of_order == 0);
   CHECK(kcont_test::wait_until([&] { return rig.nic->stats().tx_frames == 2 * per_flow; }));
   const nic_stats st = rig.nic->stats();
   CHECK(st.tx_frames == 2 * per_flow);
