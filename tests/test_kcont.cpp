@@ -524,13 +524,15 @@ TEST_CASE("re-scheduling from its own func: every call after it sees it queued")
   kcont::runtime rt(kcont_test::cpus(2));
   kcont::runtime_scope scope(rt);
   for (kcont_wq_t* wq : {wq_softnet, wq_prihigh}) {
-    CAPTURE(wq == wq_softnet ? "soft" : "thread");
+    const std::string kind = wq == wq_softnet ? "soft" : "thread";
+    CAPTURE(kind);
     struct ctx {
       int step = 0;  // what run 1 does
       std::atomic<int> runs{0};
       int first = -1, second = -1;
       bool invoking = false, pending = true, expired = true, stopped_expired = true, acked = false,
            invoking_after_ack = true;
+      std::atomic<bool> first_done{false};  // run 1 made every call (the halt must come after)
     };
     auto run = [](void* a, kcont_t* k) {
       auto* x = static_cast<ctx*>(a);
@@ -545,6 +547,7 @@ TEST_CASE("re-scheduling from its own func: every call after it sees it queued")
         x->acked = kcont_ack(k);  // the queued run stays
         x->invoking_after_ack = kcont_invoking(k);
       }
+      x->first_done.store(true);
       if (x->step == 3) throw std::runtime_error("thrown after re-scheduling itself");
     };
     for (int step = 0; step < 4; ++step) {
@@ -554,7 +557,9 @@ TEST_CASE("re-scheduling from its own func: every call after it sees it queued")
       kcont_t kc;
       REQUIRE(kcont_init(&kc, wq, nullptr, run, &x, 0) == 0);
       REQUIRE(kcont_schedule(&kc, rt.cpu(1), 0) == 0);
-      REQUIRE(wait_until([&] { return x.runs.load() >= (step == 1 ? 1 : 2); }));
+      // Not just "run 1 began": a halt during run 1 would cancel the ask between its two calls.
+      REQUIRE(
+          wait_until([&] { return x.first_done.load() && x.runs.load() >= (step == 1 ? 1 : 2); }));
       kcont_halt(&kc);
       std::this_thread::sleep_for(5ms);
       CHECK(x.runs.load() == (step == 1 ? 1 : 2));  // the ask ran once, unless stopped
