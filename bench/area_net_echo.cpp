@@ -142,6 +142,9 @@ double rtt(const echo_row& r, double q) {
 std::uint64_t lost(const echo_row& r) {
   return r.phase.total.udp.lost + r.phase.total.udp.corrupt;
 }
+std::uint64_t stalls(const echo_row& r) {
+  return r.phase.total.stalls;
+}
 
 // A figure of a cell over its runs: the median, with min..max.
 template <typename F>
@@ -162,7 +165,7 @@ std::string base_name(const echo_wire& w, const std::string& responder, const ec
 }
 
 std::string stalls_text(const echo_row& r) {
-  return r.responder == "floor" ? "-" : std::to_string(r.phase.total.stalls);
+  return r.responder == "floor" ? "-" : std::to_string(stalls(r));
 }
 
 // One run as it ends (the progress of a long area; with one round, the table itself).
@@ -188,19 +191,19 @@ void record_cell(context& ctx, const echo_wire& w, const echo_cell& c) {
   const spread p99 = over_runs(c, [](const echo_row& r) { return rtt(r, 0.99); });
   const spread p999 = over_runs(c, [](const echo_row& r) { return rtt(r, 0.999); });
   const std::uint64_t lost_all = sum_runs(c, lost);
-  const std::uint64_t stalls = sum_runs(c, [](const echo_row& r) { return r.phase.total.stalls; });
+  const std::uint64_t stalls_all = sum_runs(c, stalls);
   rep.add(base + ".answered_pps", pps, "frames/s");
   rep.add(base + ".rtt.p50", p50, "ns");
   rep.add(base + ".rtt.p99", p99, "ns");
   rep.add(base + ".rtt.p99.9", p999, "ns");
   rep.add(base + ".lost", static_cast<double>(lost_all), "count");
-  if (c.responder != "floor") rep.add(base + ".stalls", static_cast<double>(stalls), "count");
+  if (c.responder != "floor") rep.add(base + ".stalls", static_cast<double>(stalls_all), "count");
   char range[40];
   std::snprintf(range, sizeof range, "%.0f..%.0f", pps.min, pps.max);
   std::printf("  %-8s %-24s %11.0f %-15s %9.1f %9.1f %9.1f %8llu %7s\n", c.responder.c_str(),
               c.load->what, pps.value, range, p50.value / 1e3, p99.value / 1e3, p999.value / 1e3,
               static_cast<unsigned long long>(lost_all),
-              c.responder == "floor" ? "-" : std::to_string(stalls).c_str());
+              c.responder == "floor" ? "-" : std::to_string(stalls_all).c_str());
   std::fflush(stdout);
 
   plot_data::rtt_cdf_series s;
@@ -294,10 +297,9 @@ void print_bars(const std::vector<echo_cell>& cells) {
         *tc, *tq, [](auto& a, auto& b) { return over(a.pps, b.pps) >= kBarPpsOverTaskq; });
     std::printf("    taskctx answered pps >= %.1fx taskq at saturation (%s): %.2fx, %s (%s)\n",
                 kBarPpsOverTaskq, kClosed.what, r, verdict(r >= kBarPpsOverTaskq), k.c_str());
-    const std::uint64_t stalls =
-        sum_runs(*tc, [](const echo_row& x) { return x.phase.total.stalls; });
+    const std::uint64_t tc_stalls = sum_runs(*tc, stalls);
     std::printf("    taskctx stalls at saturation == 0: %llu, %s\n",
-                static_cast<unsigned long long>(stalls), verdict(stalls == 0));
+                static_cast<unsigned long long>(tc_stalls), verdict(tc_stalls == 0));
   }
 }
 
@@ -316,16 +318,15 @@ void race_rows(context& ctx, echo_wire& w) {
   for (const char* mode : {"naive", "taskctx", "taskq"}) {
     ctx.step(std::string("UDP echo: ") + mode + ", oactive race (" + w.name() + ")");
     const echo_row r = run_row(ctx, w, mode, kRaceLoad);
-    const std::uint64_t stalls = r.phase.total.stalls;
-    (std::string(mode) == "naive" ? naive : others) += stalls;
+    const std::uint64_t n = stalls(r);
+    (std::string(mode) == "naive" ? naive : others) += n;
     const std::string base = base_name(w, mode, kRaceLoad);
-    ctx.rep().add(base + ".stalls", static_cast<double>(stalls), "count");
+    ctx.rep().add(base + ".stalls", static_cast<double>(n), "count");
     ctx.rep().add(base + ".pushed_pps",
                   r.phase.seconds > 0 ? static_cast<double>(r.phase.pushed) / r.phase.seconds : 0,
                   "frames/s");
     std::printf("    %-8s stalls caught %llu, pushed %llu, echoes answered %llu\n", mode,
-                static_cast<unsigned long long>(stalls),
-                static_cast<unsigned long long>(r.phase.pushed),
+                static_cast<unsigned long long>(n), static_cast<unsigned long long>(r.phase.pushed),
                 static_cast<unsigned long long>(r.phase.total.udp.answered));
     std::fflush(stdout);
   }

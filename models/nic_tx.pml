@@ -4,9 +4,10 @@
  *
  * Mirrors net/src/nic_engine.cpp (as of the commit that adds this model, after 38a14b5):
  *   ring_doorbell   bell = 1; if engine_sleeping: CAS it 1 -> 0 and write the eventfd
+ *   wake_engine     (the bell set) if engine_sleeping: CAS it 1 -> 0, write the eventfd
  *   post_transmit   (start, inside the serialiser, after posting frames) bell = 1; engine
  *                   awake: return; more than kInlineFrames posted beyond tx_hw, or tx_busy
- *                   already held (exchange): ring_doorbell; else transmit from tx_hw to
+ *                   already held (exchange): wake_engine; else transmit from tx_hw to
  *                   tx_prod, give tx_busy back, and ring_doorbell if frames are left
  *   engine_main     take tx_busy (spin on exchange); bell = 0; transmit from tx_hw up to
  *                   tx_prod (re-read when reached); give tx_busy back; if it sent any, go
@@ -53,14 +54,18 @@ inline transmit_slot() {
   hw++
 }
 
-inline ring_doorbell() {
-  bell = 1;
+inline wake_engine() {
   atomic {
     if
     :: sleeping == 1 -> sleeping = 0; efd++
     :: else -> skip
     fi
   }
+}
+
+inline ring_doorbell() {
+  bell = 1;
+  wake_engine()
 }
 
 proctype Start() {
@@ -84,7 +89,7 @@ proctype Start() {
         skip
      :: else ->
         if
-        :: prod - hw > K -> ring_doorbell()
+        :: prod - hw > K -> wake_engine()
         :: else ->
 #if BROKEN == 1
            held = 0;
@@ -92,7 +97,7 @@ proctype Start() {
            atomic { held = busy; busy = 1 }
 #endif
            if
-           :: held -> ring_doorbell()
+           :: held -> wake_engine()
            :: else ->
               do
               :: hw != prod -> transmit_slot()

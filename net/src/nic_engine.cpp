@@ -40,6 +40,10 @@ void sim_nic::impl::raise(unsigned bits) {
 void sim_nic::impl::ring_doorbell() {
   bell.store(true, std::memory_order_seq_cst);
   if (engine_sleeping.load(std::memory_order_seq_cst) == 0) return;
+  wake_engine();
+}
+
+void sim_nic::impl::wake_engine() {
   int expected = 1;
   if (engine_sleeping.compare_exchange_strong(expected, 0, std::memory_order_seq_cst)) {
     std::uint64_t one = 1;
@@ -57,7 +61,7 @@ void sim_nic::impl::post_transmit() {
   std::uint32_t hw = tx_hw.load(std::memory_order_relaxed);
   const std::uint32_t prod = tx_prod.load(std::memory_order_relaxed);  // ours: we are start
   if (prod - hw > kInlineFrames || tx_busy.exchange(true, std::memory_order_acquire))
-    return ring_doorbell();
+    return wake_engine();                      // the bell is set and the engine was seen asleep
   hw = tx_hw.load(std::memory_order_relaxed);  // the engine may have moved it before we took it
   const std::uint32_t first = hw;
   while (hw != prod && transmit_slot(hw)) ++hw;

@@ -125,6 +125,7 @@ struct sim_nic::impl {
   std::atomic<bool> gone{false};         // [a] reset by up(), set [C] by rx_ready
   void engine_main();
   void ring_doorbell();
+  void wake_engine();  // the bell already set: wakes the engine if it still announces sleep
   // [S] start posted frames: transmits them on start's thread when the engine sleeps and
   // they are few (inline_tx), else rings the doorbell.
   void post_transmit();
